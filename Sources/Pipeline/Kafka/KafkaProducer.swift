@@ -1,0 +1,281 @@
+import CRdKafka
+import Foundation
+import Synchronization
+
+/// Where a message landed.
+public struct DeliveryReport: Sendable, Equatable {
+    public var topic: String
+    public var partition: Int32
+    public var offset: Int64
+}
+
+/// A Kafka message header.
+public struct KafkaHeader: Sendable, Hashable {
+    public var key: String
+    public var value: [UInt8]
+    public init(_ key: String, _ value: [UInt8]) { self.key = key; self.value = value }
+    public init(_ key: String, _ value: String) { self.key = key; self.value = Array(value.utf8) }
+}
+
+/// Counters of a producer since it was created.
+public struct ProducerStatistics: Sendable, Equatable {
+    public var enqueued: Int
+    public var delivered: Int
+    public var failed: Int
+    public var inFlight: Int { enqueued - delivered - failed }
+}
+
+/// A Kafka producer over librdkafka.
+///
+/// Defaults: `partitioner=murmur2_random` (a key lands on the partition a Java client would
+/// pick), snappy compression, idempotence, `linger.ms=5`, 1 MB batches, a delivery timeout of
+/// `message.timeout.ms=30000`. Any property can be overridden through ``KafkaConfig``.
+///
+/// Two paths: ``send(topic:key:value:headers:timestamp:)`` awaits the broker's acknowledgement;
+/// ``enqueue(topic:key:value:headers:timestamp:)`` returns as soon as librdkafka has the message
+/// and blocks while `queue.buffering.max.messages` messages are in flight (backpressure, never an
+/// unbounded queue). Failed deliveries of enqueued messages are counted in ``statistics``, handed
+/// to `onDeliveryFailure`, and make ``flush(timeout:)`` throw. ``close(timeout:)`` flushes,
+/// then releases the handle; it is also done, without waiting, on deinit.
+public final class KafkaProducer: @unchecked Sendable {
+    public static let defaults: [String: String] = [
+        "partitioner": "murmur2_random",
+        "compression.codec": "snappy",
+        "enable.idempotence": "true",
+        "linger.ms": "5",
+        "batch.size": "1000000",
+        "message.timeout.ms": "30000",
+        "queue.buffering.max.messages": "100000",
+    ]
+
+    let handle: OpaquePointer
+    private let state: State
+    private let poller: Thread
+    private let topics = Mutex<[String: UnsafeSendable<OpaquePointer>]>([:])
+    private let closed = Atomic<Bool>(false)
+
+    final class State: @unchecked Sendable {
+        let enqueued = Atomic<Int>(0)
+        let delivered = Atomic<Int>(0)
+        let failed = Atomic<Int>(0)
+        let stop = Atomic<Bool>(false)
+        let pollerDone = DispatchSemaphore(value: 0)
+        let firstFailure = Mutex<KafkaError?>(nil)
+        let onFailure: (@Sendable (KafkaError) -> Void)?
+        init(onFailure: (@Sendable (KafkaError) -> Void)?) { self.onFailure = onFailure }
+
+        func record(_ err: rd_kafka_resp_err_t, topic: String) {
+            guard err != RD_KAFKA_RESP_ERR_NO_ERROR else { delivered.add(1, ordering: .relaxed); return }
+            let error = KafkaError(err, operation: "deliver to \(topic)")
+            failed.add(1, ordering: .relaxed)
+            firstFailure.withLock { if $0 == nil { $0 = error } }
+            onFailure?(error)
+        }
+    }
+
+    final class DeliveryBox {
+        let continuation: CheckedContinuation<Result<DeliveryReport, KafkaError>, Never>
+        init(_ c: CheckedContinuation<Result<DeliveryReport, KafkaError>, Never>) { continuation = c }
+    }
+
+    /// - Parameter onDeliveryFailure: called on librdkafka's poll thread for each enqueued
+    ///   message that could not be delivered; keep it short.
+    public init(config: KafkaConfig, onDeliveryFailure: (@Sendable (KafkaError) -> Void)? = nil) throws(KafkaError) {
+        let conf = try RdKafka.makeConf(config, defaults: Self.defaults)
+        let state = State(onFailure: onDeliveryFailure)
+        rd_kafka_conf_set_opaque(conf, Unmanaged.passUnretained(state).toOpaque())
+        rd_kafka_conf_set_dr_msg_cb(conf) { _, message, opaque in
+            guard let message, let opaque else { return }
+            let state = Unmanaged<State>.fromOpaque(opaque).takeUnretainedValue()
+            let m = message.pointee
+            let topic = m.rkt.map { String(cString: rd_kafka_topic_name($0)) } ?? "?"
+            if let priv = m._private {
+                let box = Unmanaged<DeliveryBox>.fromOpaque(priv).takeRetainedValue()
+                if m.err == RD_KAFKA_RESP_ERR_NO_ERROR {
+                    state.delivered.add(1, ordering: .relaxed)
+                    box.continuation.resume(returning: .success(DeliveryReport(topic: topic, partition: m.partition, offset: m.offset)))
+                } else {
+                    state.failed.add(1, ordering: .relaxed)
+                    box.continuation.resume(returning: .failure(KafkaError(m.err, operation: "deliver to \(topic)")))
+                }
+            } else {
+                state.record(m.err, topic: topic)
+            }
+        }
+        handle = try RdKafka.makeHandle(type: RD_KAFKA_PRODUCER, conf: conf)
+        self.state = state
+        let rk = UnsafeSendable(handle)
+        poller = Thread {
+            while !state.stop.load(ordering: .relaxed) { rd_kafka_poll(rk.value, 50) }
+            state.pollerDone.signal()
+        }
+        poller.name = "kafka-producer-poll"
+        poller.start()
+    }
+
+    deinit { shutdown() }
+
+    public var statistics: ProducerStatistics {
+        ProducerStatistics(
+            enqueued: state.enqueued.load(ordering: .relaxed),
+            delivered: state.delivered.load(ordering: .relaxed),
+            failed: state.failed.load(ordering: .relaxed))
+    }
+
+    /// Sends one message and waits for the broker's acknowledgement.
+    /// - Parameter timestamp: CreateTime in Unix milliseconds; `nil` lets librdkafka use now.
+    public func send(
+        topic: String, key: [UInt8]?, value: [UInt8], headers: [KafkaHeader] = [], timestamp: Int64? = nil
+    ) async throws(KafkaError) -> DeliveryReport {
+        let result: Result<DeliveryReport, KafkaError> = await withCheckedContinuation { continuation in
+            let box = Unmanaged.passRetained(DeliveryBox(continuation)).toOpaque()
+            do throws(KafkaError) {
+                try produce(topic: topic, key: key, value: value, headers: headers, timestamp: timestamp, opaque: box, blockWhenFull: true)
+            } catch {
+                Unmanaged<DeliveryBox>.fromOpaque(box).release()
+                continuation.resume(returning: .failure(error))
+            }
+        }
+        return try result.get()
+    }
+
+    /// Hands one message to librdkafka without waiting for delivery; blocks while the
+    /// in-flight limit is reached, and throws if it stays reached for `message.timeout.ms`.
+    public func enqueue(
+        topic: String, key: [UInt8]?, value: [UInt8], headers: [KafkaHeader] = [], timestamp: Int64? = nil
+    ) throws(KafkaError) {
+        try produce(topic: topic, key: key, value: value, headers: headers, timestamp: timestamp, opaque: nil, blockWhenFull: true)
+    }
+
+    /// Like ``enqueue(topic:key:value:headers:timestamp:)`` over raw memory the caller keeps
+    /// valid for the duration of the call (librdkafka copies it).
+    public func enqueue(
+        topic: String, key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer,
+        headers: [KafkaHeader] = [], timestamp: Int64? = nil
+    ) throws(KafkaError) {
+        try produceRaw(topic: topic, key: key, value: value, headers: headers, timestamp: timestamp, opaque: nil, blockWhenFull: true)
+    }
+
+    private func produce(
+        topic: String, key: [UInt8]?, value: [UInt8], headers: [KafkaHeader], timestamp: Int64?,
+        opaque: UnsafeMutableRawPointer?, blockWhenFull: Bool
+    ) throws(KafkaError) {
+        let result: Result<Void, KafkaError> = value.withUnsafeBytes { v in
+            if let key {
+                return key.withUnsafeBytes { k in
+                    Result { () throws(KafkaError) in try produceRaw(topic: topic, key: k, value: v, headers: headers, timestamp: timestamp, opaque: opaque, blockWhenFull: blockWhenFull) }
+                }
+            }
+            return Result { () throws(KafkaError) in try produceRaw(topic: topic, key: nil, value: v, headers: headers, timestamp: timestamp, opaque: opaque, blockWhenFull: blockWhenFull) }
+        }
+        try result.get()
+    }
+
+    private func topicHandle(_ name: String) throws(KafkaError) -> OpaquePointer {
+        let rk = handle
+        let found: UnsafeSendable<OpaquePointer>? = topics.withLock { cache in
+            if let t = cache[name] { return t }
+            guard let t = rd_kafka_topic_new(rk, name, nil) else { return nil }
+            cache[name] = UnsafeSendable(t)
+            return UnsafeSendable(t)
+        }
+        guard let found = found?.value else { throw KafkaError(rd_kafka_last_error(), operation: "open topic \(name)") }
+        return found
+    }
+
+    private func produceRaw(
+        topic: String, key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer, headers: [KafkaHeader],
+        timestamp: Int64?, opaque: UnsafeMutableRawPointer?, blockWhenFull: Bool
+    ) throws(KafkaError) {
+        guard !closed.load(ordering: .relaxed) else { throw KafkaError(RD_KAFKA_RESP_ERR__DESTROY, operation: "produce to \(topic)", message: "the producer is closed") }
+        let rkt = try topicHandle(topic)
+        var deadline: UInt64?
+        while true {
+            let error: OpaquePointer? = withHeaderCStrings(headers) { headerNames in
+                withUnsafeTemporaryAllocation(of: rd_kafka_vu_t.self, capacity: 6 + headers.count) { vus in
+                    var n = 0
+                    func put(_ type: rd_kafka_vtype_t, _ fill: (inout rd_kafka_vu_t) -> Void) {
+                        var vu = rd_kafka_vu_t()
+                        vu.vtype = type
+                        fill(&vu)
+                        (vus.baseAddress! + n).initialize(to: vu)
+                        n += 1
+                    }
+                    put(RD_KAFKA_VTYPE_RKT) { $0.u.rkt = rkt }
+                    put(RD_KAFKA_VTYPE_VALUE) { $0.u.mem.ptr = UnsafeMutableRawPointer(mutating: value.baseAddress); $0.u.mem.size = value.count }
+                    put(RD_KAFKA_VTYPE_MSGFLAGS) { $0.u.i = RD_KAFKA_MSG_F_COPY }
+                    put(RD_KAFKA_VTYPE_OPAQUE) { $0.u.ptr = opaque }
+                    if let key {
+                        put(RD_KAFKA_VTYPE_KEY) { $0.u.mem.ptr = UnsafeMutableRawPointer(mutating: key.baseAddress); $0.u.mem.size = key.count }
+                    }
+                    if let timestamp { put(RD_KAFKA_VTYPE_TIMESTAMP) { $0.u.i64 = timestamp } }
+                    for (i, header) in headers.enumerated() {
+                        put(RD_KAFKA_VTYPE_HEADER) { vu in
+                            vu.u.header.name = headerNames[i]
+                            header.value.withUnsafeBytes { vu.u.header.val = $0.baseAddress }
+                            vu.u.header.size = header.value.count
+                        }
+                    }
+                    return withExtendedLifetime(headers) { rd_kafka_produceva(handle, vus.baseAddress, n) }
+                }
+            }
+            guard let error else { state.enqueued.add(1, ordering: .relaxed); return }
+            if rd_kafka_error_code(error) == RD_KAFKA_RESP_ERR__QUEUE_FULL, blockWhenFull {
+                let now = DispatchTime.now().uptimeNanoseconds
+                let limit = deadline ?? now + 30_000_000_000
+                deadline = limit
+                if now < limit {
+                    rd_kafka_error_destroy(error)
+                    rd_kafka_poll(handle, 1)
+                    continue
+                }
+            }
+            throw KafkaError(consuming: error, operation: "produce to \(topic)")
+        }
+    }
+
+    /// Waits until every enqueued message is delivered or failed.
+    /// - Throws: the first delivery failure seen since the producer was created, or a
+    ///   timeout naming how many messages are still in flight.
+    public func flush(timeout: Duration = .seconds(30)) throws(KafkaError) {
+        let ms = Int32(clamping: timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
+        let err = rd_kafka_flush(handle, ms)
+        if err != RD_KAFKA_RESP_ERR_NO_ERROR {
+            throw KafkaError(err, operation: "flush", message: "\(rd_kafka_outq_len(handle)) messages still in flight after \(timeout)")
+        }
+        if let failure = state.firstFailure.withLock({ $0 }) { throw failure }
+    }
+
+    /// Flushes (up to `timeout`), then releases librdkafka's resources. Later sends fail.
+    public func close(timeout: Duration = .seconds(30)) throws(KafkaError) {
+        defer { shutdown() }
+        try flush(timeout: timeout)
+    }
+
+    private func shutdown() {
+        guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        state.stop.store(true, ordering: .relaxed)
+        state.pollerDone.wait()
+        rd_kafka_flush(handle, 0)
+        rd_kafka_poll(handle, 0)
+        topics.withLock { cache in
+            for t in cache.values { rd_kafka_topic_destroy(t.value) }
+            cache.removeAll()
+        }
+        rd_kafka_destroy(handle)
+    }
+}
+
+/// Carries a C pointer into a `@Sendable` closure; the owner guarantees thread safety
+/// (librdkafka handles are thread-safe).
+struct UnsafeSendable<T>: @unchecked Sendable {
+    let value: T
+    init(_ value: T) { self.value = value }
+}
+
+func withHeaderCStrings<R>(_ headers: [KafkaHeader], _ body: ([UnsafePointer<CChar>?]) -> R) -> R {
+    if headers.isEmpty { return body([]) }
+    let copies = headers.map { strdup($0.key) }
+    defer { copies.forEach { free($0) } }
+    return body(copies.map { UnsafePointer($0) })
+}
