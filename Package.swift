@@ -13,6 +13,8 @@ let package = Package(
     products: [
         .library(name: "Feed", targets: ["Feed"]),
         .library(name: "Pipeline", targets: ["Pipeline"]),
+        .library(name: "Replay", targets: ["Replay"]),
+        .library(name: "SimExchange", targets: ["SimExchange"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
@@ -20,14 +22,20 @@ let package = Package(
     ],
     targets: [
         .systemLibrary(name: "CRdKafka", pkgConfig: "rdkafka", providers: [.apt(["librdkafka-dev"])]),
+        .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
         .target(name: "Feed"),
+        .target(name: "SimExchange", dependencies: ["Feed"]),
+        .target(name: "Replay", dependencies: ["Feed", "CZlib"]),
         .target(
             name: "Pipeline",
-            dependencies: ["CRdKafka", "Feed", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["CRdKafka", "CZlib", "Feed", .product(name: "Logging", package: "swift-log")],
             linkerSettings: rdkafkaLinker
         ),
         .target(name: "TestSupport", dependencies: ["Pipeline"], path: "Tests/TestSupport"),
-        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "TestSupport"], linkerSettings: rdkafkaLinker),
+        .testTarget(name: "FeedTests", dependencies: ["Feed"]),
+        .testTarget(name: "SimExchangeTests", dependencies: ["SimExchange", "Feed"]),
+        .testTarget(name: "ReplayTests", dependencies: ["Replay", "Feed"]),
+        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Feed", "TestSupport"], linkerSettings: rdkafkaLinker),
     ],
     swiftLanguageModes: [.v6]
 )

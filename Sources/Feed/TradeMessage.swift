@@ -1,0 +1,158 @@
+/// Why a Kafka trade message was rejected (suitable for a dead-letter queue).
+public struct TradeMessageError: Error, Sendable, Equatable, CustomStringConvertible {
+    public var reason: String
+    public init(reason: String) { self.reason = reason }
+    public var description: String { reason }
+}
+
+/// The Kafka value for one trade:
+/// `{"symbol":"AAPL","price":164.06,"volume":100,"timestamp":1680286539953,"conditions":["1","12"]}`.
+public enum TradeMessage {
+    /// The largest accepted symbol, in UTF-8 bytes.
+    public static let maxSymbolBytes = 256
+
+    /// Appends the message bytes (keys in the order above; `"conditions":null` when nil).
+    public static func encode(_ trade: Trade, into buffer: inout [UInt8]) {
+        let maxBytes = 80 + 2 * JSONWriter.maxNumberBytes + JSONWriter.maxBytes(trade.symbol) + JSONWriter.maxBytes(trade.conditions)
+        JSONWriter.append(to: &buffer, maxBytes: maxBytes) { w in
+            w.literal(#"{"symbol":"#)
+            w.string(trade.symbol)
+            w.literal(#","price":"#)
+            w.number(trade.price)
+            w.literal(#","volume":"#)
+            w.number(trade.volume)
+            w.literal(#","timestamp":"#)
+            w.integer(trade.timestamp)
+            w.literal(#","conditions":"#)
+            w.conditions(trade.conditions)
+            w.byte(UInt8(ascii: "}"))
+        }
+    }
+
+    /// The message bytes; see ``encode(_:into:)``.
+    public static func encode(_ trade: Trade) -> [UInt8] {
+        var buffer: [UInt8] = []
+        buffer.reserveCapacity(96)
+        encode(trade, into: &buffer)
+        return buffer
+    }
+
+    /// Decodes and validates one message. Requires a single JSON object (whitespace around it allowed) with
+    /// `symbol` (1–256 UTF-8 bytes), `price` (finite, > 0), `volume` (finite, ≥ 0) and `timestamp` (integer > 0);
+    /// `conditions` may be an array of strings, `null` or absent. Keys may come in any order; unknown keys are ignored.
+    public static func decode(_ bytes: UnsafeRawBufferPointer) throws(TradeMessageError) -> Trade {
+        var s = JSONScanner(bytes)
+        do {
+            return try decode(&s)
+        } catch let error as JSONScanError {
+            throw TradeMessageError(reason: "not valid JSON: \(error.reason) at byte \(error.offset)")
+        } catch let error as TradeMessageError {
+            throw error
+        } catch {
+            throw TradeMessageError(reason: "\(error)")
+        }
+    }
+
+    private enum Key { case symbol, price, volume, timestamp, conditions, other }
+
+    @inline(__always)
+    private static func classify(_ key: UnsafeRawBufferPointer) -> Key {
+        switch key.count {
+        case 5 where keyEquals(key, "price"): return .price
+        case 6 where keyEquals(key, "symbol"): return .symbol
+        case 6 where keyEquals(key, "volume"): return .volume
+        case 9 where keyEquals(key, "timestamp"): return .timestamp
+        case 10 where keyEquals(key, "conditions"): return .conditions
+        default: return .other
+        }
+    }
+
+    private static func decode(_ s: inout JSONScanner) throws -> Trade {
+        if let c = s.peek(), c != UInt8(ascii: "{") {
+            throw TradeMessageError(reason: "expected a JSON object, got \(s.found())")
+        }
+        var symbol: String?
+        var price: Double?
+        var volume: Double?
+        var timestamp: Int64?
+        var conditions: [String]?
+        if try s.enterObject() {
+            repeat {
+                switch try s.readKey(classify) {
+                case .symbol:
+                    let start = s.pos
+                    guard s.peek() == UInt8(ascii: "\"") else { throw try invalid("symbol must be a non-empty string", &s, start) }
+                    let value = try s.readString()
+                    guard !value.isEmpty else { throw TradeMessageError(reason: "symbol must be a non-empty string, got \"\"") }
+                    guard value.utf8.count <= maxSymbolBytes else {
+                        throw TradeMessageError(reason: "symbol must be at most \(maxSymbolBytes) UTF-8 bytes, got \(value.utf8.count)")
+                    }
+                    symbol = value
+                case .price:
+                    let start = s.pos
+                    guard let value = try number(&s), value.isFinite, value > 0 else {
+                        throw try invalid("price must be a finite number > 0", &s, start)
+                    }
+                    price = value
+                case .volume:
+                    let start = s.pos
+                    guard let value = try number(&s), value.isFinite, value >= 0 else {
+                        throw try invalid("volume must be a finite number >= 0", &s, start)
+                    }
+                    volume = value
+                case .timestamp:
+                    let start = s.pos
+                    var value: Int64?
+                    if let c = s.peek(), c == UInt8(ascii: "-") || (c &- 0x30) < 10 {
+                        value = s.int64Value(try s.readNumber())
+                    }
+                    guard let value, value > 0 else { throw try invalid("timestamp must be a positive integer", &s, start) }
+                    timestamp = value
+                case .conditions:
+                    let start = s.pos
+                    conditions = nil
+                    if !s.consumeNull() {
+                        guard s.peek() == UInt8(ascii: "[") else { throw try invalid("conditions must be an array of strings or null", &s, start) }
+                        var list: [String] = []
+                        if try s.enterArray() {
+                            repeat {
+                                guard s.peek() == UInt8(ascii: "\"") else {
+                                    throw try invalid("conditions must be an array of strings or null", &s, start)
+                                }
+                                list.append(try s.readString())
+                            } while try s.nextElement()
+                        }
+                        conditions = list
+                    }
+                case .other:
+                    try s.skipValue()
+                }
+            } while try s.nextMember()
+        }
+        s.skipWhitespace()
+        guard s.pos == s.bytes.count else { throw TradeMessageError(reason: "trailing data after the JSON object at byte \(s.pos)") }
+        guard let symbol else { throw TradeMessageError(reason: #"missing field "symbol""#) }
+        guard let price else { throw TradeMessageError(reason: #"missing field "price""#) }
+        guard let volume else { throw TradeMessageError(reason: #"missing field "volume""#) }
+        guard let timestamp else { throw TradeMessageError(reason: #"missing field "timestamp""#) }
+        return Trade(symbol: symbol, price: price, timestamp: timestamp, volume: volume, conditions: conditions)
+    }
+
+    @inline(__always)
+    private static func number(_ s: inout JSONScanner) throws -> Double? {
+        guard let c = s.peek(), c == UInt8(ascii: "-") || (c &- 0x30) < 10 else { return nil }
+        return s.doubleValue(try s.readNumber())
+    }
+
+    /// An error quoting the offending value's JSON text (at most 64 bytes of it).
+    private static func invalid(_ rule: String, _ s: inout JSONScanner, _ start: Int) throws -> TradeMessageError {
+        s.pos = start
+        _ = s.peek()
+        let valueStart = s.pos
+        try s.skipValue()
+        let end = min(s.pos, valueStart + 64)
+        var text = String(decoding: UnsafeRawBufferPointer(rebasing: s.bytes[valueStart..<end]), as: UTF8.self)
+        if end < s.pos { text += "…" }
+        return TradeMessageError(reason: "\(rule), got \(text)")
+    }
+}

@@ -1,0 +1,87 @@
+import Testing
+import Feed
+
+private func decode(_ text: String) throws(TradeMessageError) -> Trade {
+    let bytes = Array(text.utf8)
+    let result = bytes.withUnsafeBytes { buffer in
+        Result { () throws(TradeMessageError) in try TradeMessage.decode(buffer) }
+    }
+    return try result.get()
+}
+
+private func reason(_ text: String) -> String? {
+    do { _ = try decode(text); return nil } catch { return error.reason }
+}
+
+@Suite struct TradeMessageTests {
+    @Test func encodesExactBytes() {
+        let stock = Trade(symbol: "AAPL", price: 164.06, timestamp: 1_680_286_539_953, volume: 100, conditions: ["1", "12"])
+        #expect(String(decoding: TradeMessage.encode(stock), as: UTF8.self)
+            == #"{"symbol":"AAPL","price":164.06,"volume":100,"timestamp":1680286539953,"conditions":["1","12"]}"#)
+        let crypto = Trade(symbol: "BINANCE:BTCUSDT", price: 28432.51, timestamp: 1, volume: 0.0125)
+        #expect(String(decoding: TradeMessage.encode(crypto), as: UTF8.self)
+            == #"{"symbol":"BINANCE:BTCUSDT","price":28432.51,"volume":0.0125,"timestamp":1,"conditions":null}"#)
+        var buffer = Array("k=".utf8)
+        TradeMessage.encode(crypto, into: &buffer)
+        #expect(buffer == Array("k=".utf8) + TradeMessage.encode(crypto))
+    }
+
+    @Test func roundTripsValidTrades() throws {
+        var rng = SystemRandomNumberGenerator()
+        for _ in 0..<2_000 {
+            var trade = FinnhubRoundTripTests.randomTrade(&rng)
+            trade.price = trade.price.magnitude + 0.01
+            trade.volume = trade.volume.magnitude
+            trade.timestamp = Int64.random(in: 1...Int64.max, using: &rng)
+            let bytes = TradeMessage.encode(trade)
+            #expect(try bytes.withUnsafeBytes { try TradeMessage.decode($0) } == trade)
+        }
+    }
+
+    @Test func acceptsAnyKeyOrderUnknownKeysAndWhitespace() throws {
+        let text = " {\"conditions\" : [], \"timestamp\":5, \"extra\":{\"a\":[1,null]}, \"volume\":0, \"price\":1e-2,\n\"symbol\":\"\\u0041\"} \n"
+        #expect(try decode(text) == Trade(symbol: "A", price: 0.01, timestamp: 5, volume: 0, conditions: []))
+        #expect(try decode(#"{"symbol":"A","price":1,"volume":1,"timestamp":1}"#).conditions == nil)
+    }
+
+    @Test(arguments: [
+        ("", "not valid JSON: expected an object, found end of input at byte 0"),
+        ("hello", "expected a JSON object, got 'h'"),
+        ("[1]", "expected a JSON object, got an array"),
+        (#"{"symbol":"A","price":1,"volume":1}"#, #"missing field "timestamp""#),
+        (#"{"price":1,"volume":1,"timestamp":1}"#, #"missing field "symbol""#),
+        (#"{"symbol":"A","volume":1,"timestamp":1}"#, #"missing field "price""#),
+        (#"{"symbol":"A","price":1,"timestamp":1}"#, #"missing field "volume""#),
+        (#"{"symbol":"A","price":-1,"volume":1,"timestamp":1}"#, "price must be a finite number > 0, got -1"),
+        (#"{"symbol":"A","price":0,"volume":1,"timestamp":1}"#, "price must be a finite number > 0, got 0"),
+        (#"{"symbol":"A","price":1e999,"volume":1,"timestamp":1}"#, "price must be a finite number > 0, got 1e999"),
+        (#"{"symbol":"A","price":"1","volume":1,"timestamp":1}"#, #"price must be a finite number > 0, got "1""#),
+        (#"{"symbol":"A","price":1,"volume":-0.5,"timestamp":1}"#, "volume must be a finite number >= 0, got -0.5"),
+        (#"{"symbol":"A","price":1,"volume":null,"timestamp":1}"#, "volume must be a finite number >= 0, got null"),
+        (#"{"symbol":"A","price":1,"volume":1,"timestamp":1.5}"#, "timestamp must be a positive integer, got 1.5"),
+        (#"{"symbol":"A","price":1,"volume":1,"timestamp":0}"#, "timestamp must be a positive integer, got 0"),
+        (#"{"symbol":"A","price":1,"volume":1,"timestamp":"1"}"#, #"timestamp must be a positive integer, got "1""#),
+        (#"{"symbol":"A","price":1,"volume":1,"timestamp":99999999999999999999}"#, "timestamp must be a positive integer, got 99999999999999999999"),
+        (#"{"symbol":"","price":1,"volume":1,"timestamp":1}"#, #"symbol must be a non-empty string, got """#),
+        (#"{"symbol":["A"],"price":1,"volume":1,"timestamp":1}"#, #"symbol must be a non-empty string, got ["A"]"#),
+        (#"{"symbol":"A","price":1,"volume":1,"timestamp":1,"conditions":[1]}"#, "conditions must be an array of strings or null, got [1]"),
+        (#"{"symbol":"A","price":1,"volume":1,"timestamp":1,"conditions":"1"}"#, #"conditions must be an array of strings or null, got "1""#),
+        (#"{"symbol":"A","price":1,"volume":1,"timestamp":1} {}"#, "trailing data after the JSON object at byte 50"),
+        (#"{"symbol":"A","price":1,"volume":1,"timestamp":1"#, "not valid JSON: expected ',' or '}', found end of input at byte 48"),
+    ])
+    func rejectsInvalidMessagesWithClearReason(text: String, expected: String) {
+        #expect(reason(text) == expected)
+    }
+
+    @Test func limitsSymbolToUTF8Bytes() throws {
+        func message(_ symbol: String) -> String { #"{"symbol":""# + symbol + #"","price":1,"volume":1,"timestamp":1}"# }
+        #expect(try decode(message(String(repeating: "é", count: 128))).symbol.utf8.count == 256)
+        #expect(reason(message(String(repeating: "é", count: 128) + "x")) == "symbol must be at most 256 UTF-8 bytes, got 257")
+    }
+
+    @Test func quotesLongValuesTruncated() {
+        let long = String(repeating: "9", count: 100)
+        let r = reason(#"{"symbol":"A","price":1,"volume":1,"timestamp":1."# + long + "}")
+        #expect(r == "timestamp must be a positive integer, got 1." + String(repeating: "9", count: 62) + "…")
+    }
+}

@@ -1,0 +1,37 @@
+import Foundation
+@testable import Replay
+
+func tempDir() -> String {
+    let d = FileManager.default.temporaryDirectory.appendingPathComponent("replaycore-\(UUID().uuidString)").path
+    try! FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
+    return d
+}
+
+func writeText(_ path: String, _ text: String) { _ = FileManager.default.createFile(atPath: path, contents: Data(text.utf8)) }
+
+let testHeader = RecordingHeader(source: "wss://ws.finnhub.io", symbols: ["BINANCE:BTCUSDT", "AAPL"], startNs: 1_700_000_000_000_000_000, createdBy: "tests")
+let headerLine = testHeader.jsonLine
+
+/// Runs a command and returns its stdout.
+func run(_ args: [String]) throws -> Data {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    p.arguments = args
+    let out = Pipe()
+    p.standardOutput = out
+    try p.run()
+    let data = out.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    return data
+}
+
+/// The real-data folder: $MARKET_DATA_REAL_DIR, ../shared/data/real from the package root, or /work/shared/data/real.
+func realDataDir() -> String? {
+    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    var candidates: [String] = []
+    if let env = ProcessInfo.processInfo.environment["MARKET_DATA_REAL_DIR"] { candidates.append(env) }
+    candidates.append(root.appendingPathComponent("../shared/data/real").standardized.path)
+    candidates.append(root.appendingPathComponent("../../shared/data/real").standardized.path)
+    candidates.append("/work/shared/data/real")
+    return candidates.first { FileManager.default.fileExists(atPath: $0 + "/README.md") }
+}
