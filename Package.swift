@@ -31,7 +31,7 @@ let package = Package(
             dependencies: ["CRdKafka", "CZlib", "Feed", .product(name: "Logging", package: "swift-log")],
             linkerSettings: rdkafkaLinker
         ),
-        .target(name: "TestSupport", dependencies: ["Pipeline"], path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["Pipeline", "CRdKafka"], path: "Tests/TestSupport", linkerSettings: rdkafkaLinker),
         .testTarget(name: "FeedTests", dependencies: ["Feed"]),
         .testTarget(name: "SimExchangeTests", dependencies: ["SimExchange", "Feed"]),
         .testTarget(name: "ReplayTests", dependencies: ["Replay", "Feed"]),

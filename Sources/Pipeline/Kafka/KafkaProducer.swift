@@ -22,6 +22,7 @@ public struct ProducerStatistics: Sendable, Equatable {
     public var enqueued: Int
     public var delivered: Int
     public var failed: Int
+    public init(enqueued: Int, delivered: Int, failed: Int) { self.enqueued = enqueued; self.delivered = delivered; self.failed = failed }
     public var inFlight: Int { enqueued - delivered - failed }
 }
 
