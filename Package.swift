@@ -11,6 +11,7 @@ let package = Package(
     name: "MarketStream",
     platforms: [.macOS(.v15)],
     products: [
+        .executable(name: "bench", targets: ["bench"]),
         .library(name: "Feed", targets: ["Feed"]),
         .library(name: "Pipeline", targets: ["Pipeline"]),
         .library(name: "Replay", targets: ["Replay"]),
@@ -31,6 +32,11 @@ let package = Package(
             dependencies: ["CRdKafka", "CZlib", "Feed", .product(name: "Logging", package: "swift-log")],
             linkerSettings: rdkafkaLinker
         ),
+        .target(name: "CKafkaFloor", linkerSettings: [.linkedLibrary("rdkafka")] + rdkafkaLinker),
+        .target(name: "Bench", dependencies: ["Pipeline", "Feed", "CKafkaFloor"]),
+        .executableTarget(
+            name: "bench", dependencies: ["Bench", "Pipeline", "Feed", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Sources/Commands/bench", linkerSettings: rdkafkaLinker),
         .target(name: "TestSupport", dependencies: ["Pipeline", "CRdKafka"], path: "Tests/TestSupport", linkerSettings: rdkafkaLinker),
         .testTarget(name: "FeedTests", dependencies: ["Feed"]),
         .testTarget(name: "SimExchangeTests", dependencies: ["SimExchange", "Feed"]),

@@ -22,20 +22,24 @@ public final class LocalBroker: @unchecked Sendable {
         let chosen = port == 0 ? try Self.freePort() : port
         if Self.isListening(port: chosen) { throw StartError(description: "port \(chosen) on 127.0.0.1 is already in use") }
         let url = "tcp://127.0.0.1:\(chosen)"
+        // Children inherit the spawning thread's blocked signals, so only SIGKILL is reliable.
         let script = """
         "$0" broker --listener-url "$1" --advertised-listener-url "$1" >/dev/null 2>&1 & child=$!
-        trap 'kill $child 2>/dev/null; exit 0' TERM INT
+        echo $child
         while kill -0 \(getpid()) 2>/dev/null && kill -0 $child 2>/dev/null; do sleep 0.5; done
-        kill $child 2>/dev/null
+        kill -9 $child 2>/dev/null
         """
         process = Process()
         process.executableURL = URL(fileURLWithPath: "/bin/sh")
         process.arguments = ["-c", script, tansu, url]
         process.standardInput = FileHandle.nullDevice
-        process.standardOutput = FileHandle.nullDevice
+        let pidPipe = Pipe()
+        process.standardOutput = pidPipe
         process.standardError = FileHandle.nullDevice
         try process.run()
         self.port = chosen
+        let line = String(decoding: pidPipe.fileHandleForReading.availableDataUntilNewline(), as: UTF8.self)
+        brokerPID = pid_t(line.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
         let deadline = ContinuousClock.now + readyTimeout
         while !Self.isListening(port: chosen) {
             if !process.isRunning || ContinuousClock.now > deadline {
@@ -46,11 +50,15 @@ public final class LocalBroker: @unchecked Sendable {
         }
     }
 
+    private let brokerPID: pid_t
+
     deinit { stop() }
 
+    /// Ends the broker and its watchdog. Idempotent.
     public func stop() {
+        if brokerPID > 0 { kill(brokerPID, SIGKILL) }
         guard process.isRunning else { return }
-        process.terminate()
+        kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
     }
 
@@ -94,6 +102,18 @@ public final class LocalBroker: @unchecked Sendable {
         addr.sin_port = UInt16(port).bigEndian
         return withUnsafePointer(to: &addr) { p in
             p.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        }
+    }
+}
+
+extension FileHandle {
+    /// Reads byte by byte up to and including the first newline (or end of file).
+    func availableDataUntilNewline() -> Data {
+        var data = Data()
+        while true {
+            let byte = readData(ofLength: 1)
+            if byte.isEmpty || byte == Data([10]) { return data }
+            data.append(byte)
         }
     }
 }

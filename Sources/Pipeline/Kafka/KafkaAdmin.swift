@@ -131,3 +131,8 @@ public final class KafkaAdmin: @unchecked Sendable {
         Int32(clamping: d.components.seconds * 1000 + d.components.attoseconds / 1_000_000_000_000_000)
     }
 }
+
+extension KafkaAdmin {
+    /// The librdkafka version this process runs against.
+    public static var librdkafkaVersion: String { RdKafka.version }
+}

@@ -1,0 +1,197 @@
+#include "ckafkafloor.h"
+#include <librdkafka/rdkafka.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static int64_t now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static rd_kafka_conf_t *base_conf(const char *bootstrap, char *err, size_t errlen) {
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    if (rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap, err, errlen) != RD_KAFKA_CONF_OK) {
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    return conf;
+}
+
+static int set_all(rd_kafka_conf_t *conf, const char **kv, char *err, size_t errlen) {
+    for (int i = 0; kv[i]; i += 2)
+        if (rd_kafka_conf_set(conf, kv[i], kv[i + 1], err, errlen) != RD_KAFKA_CONF_OK) return -1;
+    return 0;
+}
+
+static const char *producer_settings[] = {
+    "partitioner", "murmur2_random", "compression.codec", "snappy", "enable.idempotence", "true",
+    "linger.ms", "5", "batch.size", "1000000", "message.timeout.ms", "30000",
+    "queue.buffering.max.messages", "100000", NULL};
+
+static const char *consumer_settings[] = {
+    "session.timeout.ms", "6000", "heartbeat.interval.ms", "1000", "auto.offset.reset", "earliest",
+    "enable.auto.offset.store", "false", "fetch.wait.max.ms", "10", "enable.partition.eof", "false",
+    "enable.auto.commit", "true", NULL};
+
+static void count_failures(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
+    (void)rk;
+    if (m->err) (*(int64_t *)opaque)++;
+}
+
+static rd_kafka_t *make_producer(const char *bootstrap, int64_t *failures, char *err, size_t errlen) {
+    rd_kafka_conf_t *conf = base_conf(bootstrap, err, errlen);
+    if (!conf) return NULL;
+    if (set_all(conf, producer_settings, err, errlen)) { rd_kafka_conf_destroy(conf); return NULL; }
+    rd_kafka_conf_set_opaque(conf, failures);
+    rd_kafka_conf_set_dr_msg_cb(conf, count_failures);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, errlen);
+    if (!rk) rd_kafka_conf_destroy(conf);
+    return rk;
+}
+
+static int produce_one(rd_kafka_t *rk, rd_kafka_topic_t *rkt, const char *key, size_t keylen, const void *value, size_t len) {
+    for (;;) {
+        if (rd_kafka_produce(rkt, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY, (void *)value, len, key, keylen, NULL) == 0) return 0;
+        if (rd_kafka_last_error() != RD_KAFKA_RESP_ERR__QUEUE_FULL) return -1;
+        rd_kafka_poll(rk, 1);
+    }
+}
+
+int cfloor_produce(const char *bootstrap, const char *topic, int64_t n, int value_size, int key_count,
+                   double *seconds, char *err, size_t errlen) {
+    int64_t failures = 0;
+    rd_kafka_t *rk = make_producer(bootstrap, &failures, err, errlen);
+    if (!rk) return -1;
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+    char *value = malloc(value_size);
+    memset(value, 'x', value_size);
+    char key[32];
+    double start = now_s();
+    for (int64_t i = 0; i < n; i++) {
+        int keylen = snprintf(key, sizeof key, "SYM%d", (int)(i % key_count));
+        if (produce_one(rk, rkt, key, keylen, value, value_size)) {
+            snprintf(err, errlen, "produce: %s", rd_kafka_err2str(rd_kafka_last_error()));
+            break;
+        }
+        rd_kafka_poll(rk, 0);
+    }
+    rd_kafka_resp_err_t ferr = rd_kafka_flush(rk, 60000);
+    *seconds = now_s() - start;
+    free(value);
+    rd_kafka_topic_destroy(rkt);
+    rd_kafka_destroy(rk);
+    if (ferr || failures) { snprintf(err, errlen, "flush: %s, %lld failed", rd_kafka_err2str(ferr), (long long)failures); return -1; }
+    return 0;
+}
+
+static rd_kafka_t *make_consumer(const char *bootstrap, const char *topic, const char *group, char *err, size_t errlen) {
+    rd_kafka_conf_t *conf = base_conf(bootstrap, err, errlen);
+    if (!conf) return NULL;
+    if (set_all(conf, consumer_settings, err, errlen) || rd_kafka_conf_set(conf, "group.id", group, err, errlen)) {
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, errlen);
+    if (!rk) { rd_kafka_conf_destroy(conf); return NULL; }
+    rd_kafka_poll_set_consumer(rk);
+    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(list, topic, RD_KAFKA_PARTITION_UA);
+    rd_kafka_subscribe(rk, list);
+    rd_kafka_topic_partition_list_destroy(list);
+    return rk;
+}
+
+int cfloor_consume(const char *bootstrap, const char *topic, const char *group, int64_t n,
+                   double *seconds, char *err, size_t errlen) {
+    rd_kafka_t *rk = make_consumer(bootstrap, topic, group, err, errlen);
+    if (!rk) return -1;
+    int64_t got = 0;
+    double start = 0, deadline = now_s() + 120;
+    while (got < n && now_s() < deadline) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
+        if (!m) continue;
+        if (!m->err) {
+            if (got == 0) start = now_s();
+            got++;
+        }
+        rd_kafka_message_destroy(m);
+    }
+    *seconds = now_s() - start;
+    rd_kafka_consumer_close(rk);
+    rd_kafka_destroy(rk);
+    if (got < n) { snprintf(err, errlen, "consumed %lld of %lld messages", (long long)got, (long long)n); return -1; }
+    return 0;
+}
+
+struct e2e_consumer {
+    rd_kafka_t *rk;
+    int64_t n, got;
+    int64_t *latencies;
+    volatile int ready;
+};
+
+static void *e2e_consume(void *arg) {
+    struct e2e_consumer *c = arg;
+    double deadline = now_s() + 180;
+    while (c->got < c->n && now_s() < deadline) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, 50);
+        if (!m) continue;
+        if (!m->err && m->len == sizeof(int64_t)) {
+            int64_t sent;
+            memcpy(&sent, m->payload, sizeof sent);
+            if (sent < 0) c->ready = 1;
+            else c->latencies[c->got++] = now_ns() - sent;
+        }
+        rd_kafka_message_destroy(m);
+    }
+    return NULL;
+}
+
+int cfloor_end_to_end(const char *bootstrap, const char *topic, const char *group, int64_t n, double rate,
+                      int64_t *latencies, char *err, size_t errlen) {
+    int64_t failures = 0;
+    rd_kafka_t *prod = make_producer(bootstrap, &failures, err, errlen);
+    if (!prod) return -1;
+    struct e2e_consumer c = {.rk = make_consumer(bootstrap, topic, group, err, errlen), .n = n, .latencies = latencies};
+    if (!c.rk) { rd_kafka_destroy(prod); return -1; }
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(prod, topic, NULL);
+    pthread_t thread;
+    pthread_create(&thread, NULL, e2e_consume, &c);
+    int64_t marker = -1;
+    double wait_until = now_s() + 60;
+    while (!c.ready && now_s() < wait_until) {
+        produce_one(prod, rkt, "warmup", 6, &marker, sizeof marker);
+        rd_kafka_flush(prod, 1000);
+        struct timespec pause = {0, 200000000};
+        nanosleep(&pause, NULL);
+    }
+    int64_t start = now_ns();
+    double interval = 1e9 / rate;
+    char key[32];
+    for (int64_t i = 0; i < n; i++) {
+        int64_t due = start + (int64_t)(i * interval);
+        while (now_ns() < due) rd_kafka_poll(prod, 0);
+        int64_t sent = now_ns();
+        int keylen = snprintf(key, sizeof key, "SYM%d", (int)(i % 50));
+        produce_one(prod, rkt, key, keylen, &sent, sizeof sent);
+        rd_kafka_poll(prod, 0);
+    }
+    rd_kafka_flush(prod, 30000);
+    pthread_join(thread, NULL);
+    rd_kafka_topic_destroy(rkt);
+    rd_kafka_destroy(prod);
+    rd_kafka_consumer_close(c.rk);
+    rd_kafka_destroy(c.rk);
+    if (c.got < n) { snprintf(err, errlen, "received %lld of %lld messages", (long long)c.got, (long long)n); return -1; }
+    return 0;
+}

@@ -1,0 +1,22 @@
+#ifndef CKAFKAFLOOR_H
+#define CKAFKAFLOOR_H
+#include <stddef.h>
+#include <stdint.h>
+
+/* The librdkafka C API used directly, with the same client settings as the Swift layer:
+ * the floor the Swift wrapper is measured against. Each returns 0 on success, or -1 with
+ * a message in err. */
+
+/* Produces n messages of value_size bytes, keyed by one of key_count symbols, and flushes. */
+int cfloor_produce(const char *bootstrap, const char *topic, int64_t n, int value_size, int key_count,
+                   double *seconds, char *err, size_t errlen);
+
+/* Consumes n messages from the start of topic in a new group; times first to last message. */
+int cfloor_consume(const char *bootstrap, const char *topic, const char *group, int64_t n,
+                   double *seconds, char *err, size_t errlen);
+
+/* Produces n messages whose value is the send time (ns, CLOCK_MONOTONIC) at rate msgs/s, while a
+ * consumer in the same process records receive - send latencies (ns) into latencies[0..n). */
+int cfloor_end_to_end(const char *bootstrap, const char *topic, const char *group, int64_t n, double rate,
+                      int64_t *latencies, char *err, size_t errlen);
+#endif
