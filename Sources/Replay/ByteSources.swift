@@ -132,6 +132,14 @@ final class LineReader {
     }
     deinit { buf.deallocate() }
 
+    /// Bytes of the underlying file consumed so far, as a fraction of its size; nil when unknown.
+    var inputFraction: Double? {
+        let file = (input as? FileInput) ?? ((input as? InflateInput)?.input as? FileInput)
+        guard let file else { return nil }
+        let size = file.size()
+        return size > 0 ? min(1, Double(file.offset) / Double(size)) : nil
+    }
+
     /// The next line; valid until the next call. The final line may lack a newline.
     func next() throws(SourceError) -> UnsafeBufferPointer<UInt8>? {
         while true {

@@ -315,8 +315,16 @@ public final class RecordingReader {
         if problems.count < 100 { problems.append(e) }
     }
 
-    /// The next frame, or nil at the end of the recording.
-    public func next() throws(RecordingError) -> RecordedFrame? {
+    /// One frame whose bytes point into the reader's buffer: valid only until the next read.
+    public struct RawFrame {
+        public var line: Int
+        public var recvNs: Int64
+        public var bytes: UnsafeBufferPointer<UInt8>
+    }
+
+    /// The next frame without copying it (`bytes` is valid until the next call), or nil at the end.
+    /// With `checkUTF8: false` the frame's UTF-8 is not validated (a decoder that validates it anyway is faster).
+    public func nextRaw(checkUTF8: Bool = true) throws(RecordingError) -> RawFrame? {
         while !done {
             let raw: UnsafeBufferPointer<UInt8>?
             do { raw = try lines.next() } catch {
@@ -339,7 +347,8 @@ public final class RecordingReader {
             case .failure(let e):
                 try skip(RecordingError(.malformedLine, path: path, line: lineNo, e.message))
             case .success(let (ns, fs, fe)):
-                guard let text = String(validating: UnsafeBufferPointer(start: p + fs, count: fe - fs), as: UTF8.self) else {
+                let bytes = UnsafeBufferPointer(start: p + fs, count: fe - fs)
+                if checkUTF8, String(validating: bytes, as: UTF8.self) == nil {
                     try skip(RecordingError(.invalidUTF8, path: path, line: lineNo, "frame is not valid UTF-8")); continue
                 }
                 guard ns >= lastNs else {
@@ -347,10 +356,25 @@ public final class RecordingReader {
                                             "recv_ns \(ns) is earlier than the previous frame's \(lastNs)")); continue
                 }
                 lastNs = ns; framesRead += 1
-                return RecordedFrame(line: lineNo, recvNs: ns, frame: text)
+                return RawFrame(line: lineNo, recvNs: ns, bytes: bytes)
             }
         }
         return nil
+    }
+
+    /// Counts a problem found by the caller in the frame just returned (e.g. it does not decode): throws it,
+    /// or with `skipBad` counts the line as skipped.
+    public func reportBadFrame(line: Int, _ message: String) throws(RecordingError) {
+        try skip(RecordingError(.invalidFrame, path: path, line: line, message))
+    }
+
+    /// How far through the input file reading is (0…1), by bytes of the file (compressed bytes for gzip).
+    public var inputFraction: Double? { lines.inputFraction }
+
+    /// The next frame, or nil at the end of the recording.
+    public func next() throws(RecordingError) -> RecordedFrame? {
+        guard let raw = try nextRaw() else { return nil }
+        return RecordedFrame(line: raw.line, recvNs: raw.recvNs, frame: String(decoding: raw.bytes, as: UTF8.self))
     }
 
     /// Every remaining frame.

@@ -155,6 +155,19 @@ public final class KafkaConsumer: @unchecked Sendable {
         }
     }
 
+    /// The next batch of records, in order per partition: `[]` when none arrived within
+    /// `timeout`, `nil` once ``finish()`` or ``close()`` ended the stream.
+    public func nextBatch(timeout: Duration) async throws(KafkaError) -> [KafkaMessage]? {
+        try await state.mailbox.take(timeout: timeout)
+    }
+
+    /// Ends ``messages`` and ``nextBatch(timeout:)`` (records already fetched are still
+    /// delivered) while keeping the group membership, so a service can finish its in-flight
+    /// work and commit before ``close()``.
+    public func finish() {
+        state.mailbox.finish(error: nil)
+    }
+
     /// Marks `message` as processed: its offset + 1 is committed by the next commit.
     public func store(_ message: KafkaMessage) throws(KafkaError) {
         try store([TopicPartitionOffset(topic: message.topic, partition: message.partition, offset: message.offset + 1)])
@@ -190,6 +203,24 @@ public final class KafkaConsumer: @unchecked Sendable {
         let err = rd_kafka_committed(handle, list, Int32(timeout.components.seconds * 1000))
         if err != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(err, operation: "fetch committed offsets") }
         return Self.offsets(of: list)
+    }
+
+    /// Records behind the end of the assigned partitions, from the watermarks librdkafka last
+    /// saw (no broker round trip); partitions without a position yet count as 0.
+    public func lag() -> Int64 {
+        let assigned = assignment
+        guard !assigned.isEmpty else { return 0 }
+        let list = Self.list(assigned.map { TopicPartitionOffset(topic: $0.topic, partition: $0.partition, offset: -1001) })
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        rd_kafka_position(handle, list)
+        var total: Int64 = 0
+        for p in Self.offsets(of: list) where p.offset >= 0 {
+            var low: Int64 = 0, high: Int64 = 0
+            if rd_kafka_get_watermark_offsets(handle, p.topic, p.partition, &low, &high) == RD_KAFKA_RESP_ERR_NO_ERROR, high >= p.offset {
+                total += high - p.offset
+            }
+        }
+        return total
     }
 
     /// Commits stored offsets, leaves the group, and ends ``messages``. Idempotent.
@@ -287,6 +318,7 @@ final class Mailbox: @unchecked Sendable {
         var waiter: CheckedContinuation<Result<[KafkaMessage]?, KafkaError>, Never>?
         var finished = false
         var error: KafkaError?
+        var ticket: UInt64 = 0
     }
     private let slot = Mutex(Slot())
     private let space = DispatchSemaphore(value: 0)
@@ -309,17 +341,29 @@ final class Mailbox: @unchecked Sendable {
         }
     }
 
-    func take() async throws(KafkaError) -> [KafkaMessage]? {
+    func take(timeout: Duration? = nil) async throws(KafkaError) -> [KafkaMessage]? {
+        let ticket = UInt64.random(in: 1...UInt64.max)
         let result: Result<[KafkaMessage]?, KafkaError> = await withCheckedContinuation { continuation in
             let ready: Result<[KafkaMessage]?, KafkaError>? = slot.withLock { s in
                 if let batch = s.batch { s.batch = nil; return .success(batch) }
                 if s.finished { return s.error.map { .failure($0) } ?? .success(nil) }
                 s.waiter = continuation
+                s.ticket = ticket
                 return nil
             }
             if let ready {
                 space.signal()
                 continuation.resume(returning: ready)
+            } else if let timeout {
+                Task {
+                    try? await Task.sleep(for: timeout)
+                    let expired = self.slot.withLock { s -> CheckedContinuation<Result<[KafkaMessage]?, KafkaError>, Never>? in
+                        guard s.ticket == ticket, let waiter = s.waiter else { return nil }
+                        s.waiter = nil
+                        return waiter
+                    }
+                    expired?.resume(returning: .success([]))
+                }
             }
         }
         return try result.get()

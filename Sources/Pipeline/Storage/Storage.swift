@@ -306,6 +306,15 @@ public enum StoredOffsets {
     /// (symlinks not followed; temp files ignored). `topic` filters by the encoded topic component.
     public static func highest(under directory: String, topic: String? = nil) -> [Int: Int64] {
         var result: [Int: Int64] = [:]
+        for (_, b) in batchFiles(under: directory, topic: topic) {
+            result[b.partition] = max(result[b.partition] ?? b.lastOffset, b.lastOffset)
+        }
+        return result
+    }
+
+    /// Every batch file under `directory` with its parsed name.
+    public static func batchFiles(under directory: String, topic: String? = nil) -> [(path: String, batch: BatchId)] {
+        var result: [(String, BatchId)] = []
         let wanted = topic.map(SafeFileName.component(for:))
         func walk(_ dir: String) {
             for name in FileKind.children(dir) {
@@ -314,7 +323,7 @@ public enum StoredOffsets {
                 case .directory: walk(p)
                 case .file:
                     guard let b = BatchId.parse(fileName: name), wanted == nil || wanted == b.topic else { continue }
-                    result[b.partition] = max(result[b.partition] ?? b.lastOffset, b.lastOffset)
+                    result.append((p, b))
                 default: continue
                 }
             }

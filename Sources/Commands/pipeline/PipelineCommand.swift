@@ -1,0 +1,255 @@
+import ArgumentParser
+import Feed
+import Foundation
+import Logging
+import Pipeline
+import ServiceLifecycle
+
+@main
+struct PipelineCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "pipeline",
+        abstract: "The Kafka side of the toolkit: ingest trades, and the logger, aggregator and storage consumers.",
+        discussion: """
+        Kafka is found through KAFKA_BOOTSTRAP_SERVERS (environment or .env; default 127.0.0.1:9092). \
+        Every other KAFKA_<NAME> variable, and each -X key=value, is passed to librdkafka as property \
+        <name> (KAFKA_SASL_MECHANISM=PLAIN → sasl.mechanism=PLAIN), so hosted clusters need no code.
+        Each consumer type has its own group (market-logger, market-aggregator, market-storage): run more \
+        instances of one type to split the partitions. Ctrl-C / SIGTERM finish the in-flight batch, \
+        flush, commit and leave the group; a second signal exits at once.
+        """,
+        subcommands: [EnsureTopics.self, Produce.self, LoggerCommand.self, Aggregator.self, Storage.self, Consumers.self])
+}
+
+struct KafkaOptions: ParsableArguments {
+    @Option(help: "Kafka bootstrap servers (overrides KAFKA_BOOTSTRAP_SERVERS).") var bootstrapServers: String?
+    @Option(name: .customShort("X"), help: "A librdkafka property, key=value (repeatable).") var properties: [String] = []
+    @Option(help: "Prometheus /metrics port (0: none).") var metricsPort: Int?
+    @Option(help: "Address the /metrics endpoint listens on.") var metricsHost = "127.0.0.1"
+    @Option(help: "Log format: text or json.") var logFormat: LogFormat = .text
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel: String = "info"
+
+    var settings: Settings { Settings.load() }
+
+    func kafkaConfig() throws -> KafkaConfig {
+        var config = KafkaConfig.from(settings: settings)
+        if let bootstrapServers { config.bootstrapServers = bootstrapServers }
+        for p in properties { try config.set(p) }
+        return config
+    }
+
+    func bootstrapLogging() {
+        let level = Logger.Level(rawValue: logLevel) ?? .info
+        let format = logFormat
+        LoggingSystem.bootstrap { label in
+            var handler: any LogHandler = format == .json ? JSONLogHandler(label: label) : StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+    }
+
+    /// Fails fast, in one line, when no broker answers.
+    func checkReachable(_ config: KafkaConfig) throws {
+        _ = try KafkaAdmin(config: config).topics(timeout: .seconds(10))
+    }
+}
+
+enum LogFormat: String, ExpressibleByArgument { case text, json }
+
+/// Runs `body` as a service beside the metrics endpoint; SIGINT/SIGTERM call `stop` (graceful),
+/// a second signal exits the process.
+func runServices(_ name: String, options: KafkaOptions, stop: @escaping @Sendable () async -> Void, _ body: @escaping @Sendable () async throws -> Void) async throws {
+    let logger = Logger(label: name)
+    var services: [any Service] = [FunctionService(name: name, body: body, stop: stop)]
+    let port = options.metricsPort ?? ServiceDefaults.metricsPorts[name] ?? 0
+    if port > 0 {
+        _ = MetricsEndpoint.registry
+        services.append(MetricsEndpoint.application(host: options.metricsHost, port: port))
+        logger.info("metrics on http://\(options.metricsHost):\(port)/metrics")
+    }
+    ForcedExit.install()
+    let group = ServiceGroup(configuration: .init(
+        services: services.map { .init(service: $0, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup) },
+        gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+    try await group.run()
+}
+
+struct FunctionService: Service {
+    let name: String
+    let body: @Sendable () async throws -> Void
+    let stop: @Sendable () async -> Void
+    func run() async throws {
+        try await withGracefulShutdownHandler { try await body() } onGracefulShutdown: { Task { await stop() } }
+    }
+}
+
+/// A second SIGINT/SIGTERM ends the process without waiting for the graceful shutdown.
+enum ForcedExit {
+    nonisolated(unsafe) static var sources: [DispatchSourceSignal] = []
+    static func install() {
+        let count = ManagedAtomicCounter()
+        for sig in [SIGINT, SIGTERM] {
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            source.setEventHandler {
+                if count.increment() >= 2 {
+                    FileHandle.standardError.write(Data("second signal: exiting without waiting\n".utf8))
+                    exit(130)
+                }
+            }
+            source.resume()
+            sources.append(source)
+        }
+    }
+}
+
+final class ManagedAtomicCounter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = 0
+    func increment() -> Int { lock.lock(); defer { lock.unlock() }; value += 1; return value }
+}
+
+struct EnsureTopics: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "ensure-topics", abstract: "Create the pipeline's topics where missing (existing ones are left alone).")
+    @OptionGroup var kafka: KafkaOptions
+    func run() async throws {
+        let statuses = try KafkaAdmin(config: try kafka.kafkaConfig()).ensureTopics()
+        for s in statuses {
+            switch s.outcome {
+            case .created: print("created \(s.name)")
+            case .existed(let n): print("exists  \(s.name) (\(n) partitions)")
+            }
+        }
+    }
+}
+
+struct Produce: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Stream trades from a Finnhub-compatible WebSocket into raw-market-data.",
+        discussion: "Without --url: live Finnhub (wss://ws.finnhub.io) with FINNHUB_API_KEY from the environment or .env; with --url any Finnhub-compatible server, e.g. ws://127.0.0.1:9001/?token=x (sim-exchange).")
+    @OptionGroup var kafka: KafkaOptions
+    @Option(help: "WebSocket URL (default: FINNHUB_URL, else live Finnhub).") var url: String?
+    @Option(help: "Comma-separated symbols (default: SYMBOLS, else AAPL,GOOGL,MSFT,TSLA).") var symbols: String?
+    @Option(help: "Source name written in each message's `source` header.") var source: String?
+
+    func run() async throws {
+        kafka.bootstrapLogging()
+        let settings = kafka.settings
+        let target = url ?? settings["FINNHUB_URL"]
+        let token = settings["FINNHUB_API_KEY"]
+        if target == nil && token == nil {
+            throw ValidationError("FINNHUB_API_KEY is not set (environment or .env): set it for live Finnhub, or pass --url ws://127.0.0.1:9001/?token=x for sim-exchange")
+        }
+        let list = (symbols ?? settings["SYMBOLS"])?.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } ?? ServiceDefaults.symbols
+        let config = try kafka.kafkaConfig()
+        try kafka.checkReachable(config)
+        try KafkaAdmin(config: config).ensureTopics()
+        let feed = WebSocketFeed(url: target ?? "wss://ws.finnhub.io", token: target == nil ? token : nil, symbols: list)
+        let publisher = TradePublisher(producer: try KafkaProducer(config: config), source: source ?? (target == nil ? "finnhub" : feed.displayURL))
+        let ingest = IngestService(feed: feed, publisher: publisher, logger: Logger(label: "producer"))
+        try await runServices("producer", options: kafka, stop: { await feed.stop() }) { try await ingest.run() }
+    }
+}
+
+struct ConsumerOptions: ParsableArguments {
+    @Option(help: "Consumer group (default: the consumer type's own group).") var group: String?
+    @Option(help: "Topic to read.") var topic = Topics.rawMarketData
+}
+
+func makeConsumerService(_ kind: String, kafka: KafkaOptions, consumer: ConsumerOptions) throws -> ConsumerService {
+    let config = try kafka.kafkaConfig()
+    try kafka.checkReachable(config)
+    var options = ConsumerService.Options(groupID: consumer.group ?? ServiceDefaults.consumerGroups[kind]!)
+    options.topic = consumer.topic
+    return try ConsumerService(config: config, options: options, logger: Logger(label: kind))
+}
+
+struct LoggerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "logger", abstract: "Print trades and a per-second summary (consumer 1).")
+    @OptionGroup var kafka: KafkaOptions
+    @OptionGroup var consumer: ConsumerOptions
+    @Flag(help: "Print the per-second summaries only.") var quiet = false
+    func run() async throws {
+        kafka.bootstrapLogging()
+        let service = LoggerService(service: try makeConsumerService("logger", kafka: kafka, consumer: consumer), quiet: quiet)
+        try await runServices("logger", options: kafka, stop: { service.service.consumer.finish() }) { try await service.run() }
+    }
+}
+
+struct AggregatorOptions: ParsableArguments {
+    @Option(help: "Window length in seconds.") var window: Int64 = 60
+    @Option(help: "Window hop in seconds (the window length must be a multiple).") var hop: Int64 = 10
+    @Option(help: "Allowed lateness in seconds: later trades are counted, not merged.") var lateness: Int64 = 5
+    @Option(help: "Alert rules, e.g. AAPL:above:200,AAPL:below:150,*:change:2.5") var alerts: String = ""
+
+    func options() throws -> AggregatorService.Options {
+        var o = AggregatorService.Options()
+        o.window = WindowConfig(windowMs: window * 1000, hopMs: hop * 1000, allowedLatenessMs: lateness * 1000)
+        o.alertRules = try AlertRules.parse(alerts)
+        return o
+    }
+}
+
+struct Aggregator: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Sliding-window metrics per symbol → aggregated-metrics, alerts → price-alerts (consumer 2).")
+    @OptionGroup var kafka: KafkaOptions
+    @OptionGroup var consumer: ConsumerOptions
+    @OptionGroup var aggregation: AggregatorOptions
+    func run() async throws {
+        kafka.bootstrapLogging()
+        let service = try AggregatorService(service: try makeConsumerService("aggregator", kafka: kafka, consumer: consumer), options: try aggregation.options())
+        try await runServices("aggregator", options: kafka, stop: { service.service.consumer.finish() }) { try await service.run() }
+    }
+}
+
+struct StorageOptions: ParsableArguments {
+    @Option(help: "Folder for stored files (default: DATA_DIR, else ./data).") var dataDir: String?
+    @Option(help: "Records per batch file.") var batchSize = 1000
+    @Option(help: "Seconds before a partial batch is written.") var batchSeconds = 5
+    @Flag(help: "gzip the files.") var gzip = false
+    @Option(help: "Delete files older than this many days.") var retentionDays = 7
+
+    func options(_ settings: Settings) -> StorageService.Options {
+        var o = StorageService.Options(dataDir: dataDir ?? settings["DATA_DIR"] ?? "data")
+        o.batchSize = batchSize
+        o.batchInterval = .seconds(batchSeconds)
+        o.gzip = gzip
+        o.retentionDays = retentionDays
+        return o
+    }
+}
+
+struct Storage: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Batch trades into crash-safe JSONL files with retention (consumer 3).")
+    @OptionGroup var kafka: KafkaOptions
+    @OptionGroup var consumer: ConsumerOptions
+    @OptionGroup var storage: StorageOptions
+    func run() async throws {
+        kafka.bootstrapLogging()
+        let service = try StorageService(service: try makeConsumerService("storage", kafka: kafka, consumer: consumer), options: storage.options(kafka.settings))
+        try await runServices("storage", options: kafka, stop: { service.service.consumer.finish() }) { try await service.run() }
+    }
+}
+
+struct Consumers: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "consumers", abstract: "Logger (quiet), aggregator and storage together in one process, each in its own group.")
+    @OptionGroup var kafka: KafkaOptions
+    @OptionGroup var aggregation: AggregatorOptions
+    @OptionGroup var storage: StorageOptions
+    func run() async throws {
+        kafka.bootstrapLogging()
+        let none = try ConsumerOptions.parse([])
+        let logger = LoggerService(service: try makeConsumerService("logger", kafka: kafka, consumer: none), quiet: true)
+        let aggregator = try AggregatorService(service: try makeConsumerService("aggregator", kafka: kafka, consumer: none), options: try aggregation.options())
+        let store = try StorageService(service: try makeConsumerService("storage", kafka: kafka, consumer: none), options: storage.options(kafka.settings))
+        try await runServices("consumers", options: kafka, stop: {
+            logger.service.consumer.finish(); aggregator.service.consumer.finish(); store.service.consumer.finish()
+        }) {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await logger.run() }
+                group.addTask { try await aggregator.run() }
+                group.addTask { try await store.run() }
+                try await group.waitForAll()
+            }
+        }
+    }
+}

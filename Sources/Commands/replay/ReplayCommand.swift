@@ -1,0 +1,258 @@
+import ArgumentParser
+import Dispatch
+import Feed
+import Foundation
+import Pipeline
+import Replay
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+@main
+struct ReplayCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "replay",
+        abstract: "Replay recorded Finnhub sessions into Kafka, record new ones, and import real history.",
+        discussion: "Recording format: docs/RECORDING_FORMAT.md. `replay FILE ...` is short for `replay play FILE ...`.",
+        subcommands: [Play.self, Record.self, Import.self],
+        defaultSubcommand: Play.self)
+}
+
+// MARK: - Shared helpers
+
+func writeStderr(_ s: String) {
+    var s = s
+    s.withUTF8 { b in
+        var done = 0
+        while done < b.count {
+            let r = write(2, b.baseAddress! + done, b.count - done)
+            if r <= 0 { if r < 0 && errno == EINTR { continue }; return }
+            done += r
+        }
+    }
+}
+
+/// Prints `replay: <message>` and exits non-zero.
+func fail(_ message: String) -> ExitCode {
+    writeStderr("replay: \(message.split(whereSeparator: \.isNewline).joined(separator: " "))\n")
+    return ExitCode(1)
+}
+
+/// Runs `body` in a task that SIGINT/SIGTERM cancel; returns its result.
+func runCancellableOnSignal<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async throws -> T {
+    let task = Task { try await body() }
+    signal(SIGINT, SIG_IGN)
+    signal(SIGTERM, SIG_IGN)
+    let sources = [SIGINT, SIGTERM].map { sig in
+        let s = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+        s.setEventHandler { task.cancel() }
+        s.resume()
+        return s
+    }
+    defer {
+        sources.forEach { $0.cancel() }
+        signal(SIGINT, SIG_DFL)
+        signal(SIGTERM, SIG_DFL)
+    }
+    return try await task.value
+}
+
+func formatCount(_ n: Int) -> String {
+    let s = String(n)
+    var out = ""
+    for (i, c) in s.reversed().enumerated() { if i > 0 && i % 3 == 0 { out.append(",") }; out.append(c) }
+    return String(out.reversed())
+}
+
+func formatDuration(_ seconds: Double) -> String {
+    guard seconds.isFinite else { return "?" }
+    let s = Int(seconds.rounded())
+    return s >= 3600 ? String(format: "%d:%02d:%02d", s / 3600, s / 60 % 60, s % 60) : String(format: "%d:%02d", s / 60, s % 60)
+}
+
+// MARK: - play
+
+struct Play: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Publish a recording's trades to Kafka (raw-market-data), paced by the recorded receive times.",
+        discussion: """
+            Frame i is released at W0 + (recv_ns_i - recv_ns_0) / speed on one absolute schedule (no sleep drift). \
+            Trades go through the live-mode TradePublisher (one message per trade, keyed by symbol, header \
+            source=replay:<file name>). On a terminal a progress line updates in place; otherwise a line every 5 s \
+            goes to stderr. Ctrl-C stops, flushes and prints the summary.
+            """)
+
+    @Argument(help: "Recording (.jsonl or .jsonl.gz).") var file: String
+    @Option(help: "10x, 1x, 0.5x, … or max (as fast as Kafka takes it).") var speed = "1x"
+    @Option(help: "Start at this receive time (ISO-8601 or Unix ms).") var from: String?
+    @Option(help: "Stop after this receive time (ISO-8601 or Unix ms).") var to: String?
+    @Option(help: "Only these symbols (comma-separated).") var symbols: String?
+    @Flag(help: "Start over at the end, on one continuous schedule, until Ctrl-C.") var loop = false
+    @Flag(help: "Decode and pace, but print the trades as JSON lines to stdout instead of producing.") var dryRun = false
+    @Flag(help: "Skip (and count) bad lines instead of failing.") var skipBad = false
+    @Option(help: "Kafka bootstrap servers (default: KAFKA_BOOTSTRAP_SERVERS from the environment or .env, else 127.0.0.1:9092).")
+    var bootstrapServers: String?
+    @Option(name: .customShort("X"), help: "librdkafka property key=value (repeatable).") var properties: [String] = []
+    @Option(help: "Create the pipeline topics when missing.") var ensureTopics = true
+    @Option(help: "Kafka topic.") var topic = Topics.rawMarketData
+    @Flag(help: "No progress output.") var quiet = false
+
+    func run() async throws {
+        let opts: ReplayOptions
+        do { opts = try makeOptions() } catch { throw fail(error.description) }
+        let session = ReplaySession(path: file, options: opts)
+        do { _ = try session.check() } catch { throw fail(error.description) }
+
+        var publisher: TradePublisher?
+        if !dryRun {
+            var config = KafkaConfig.from(settings: Settings.load())
+            if let bootstrapServers { config.bootstrapServers = bootstrapServers }
+            for p in properties { do { try config.set(p) } catch { throw fail("-X \(p): \(error.message)") } }
+            do { publisher = try ReplayKafka.connect(config: config, fileName: session.fileName, topic: topic, ensureTopics: ensureTopics) } catch {
+                throw fail(error.description)
+            }
+        }
+        let tty = isatty(2) == 1
+        let reporter: (@Sendable (ReplayProgress) -> Void)?
+        if quiet { reporter = nil } else { reporter = { @Sendable p in Play.report(p, tty: tty) } }
+        let pub = publisher
+        let dry = dryRun
+        let result: Result<ReplaySummary, any Error>
+        do {
+            result = .success(try await runCancellableOnSignal {
+                let out = dry ? TradeLineWriter() : nil
+                defer { out?.flush() }
+                return try await session.run(onProgress: reporter) { trades in
+                    if let out { out.write(trades) } else { try pub!.publish(trades) }
+                }
+            })
+        } catch { result = .failure(error) }
+        if tty && !quiet { writeStderr("\r\u{1B}[K") }
+        var flushError: String?
+        if let pub {
+            do { try pub.flush(timeout: .seconds(30)) } catch { flushError = error.description }
+        }
+        switch result {
+        case .success(let summary):
+            if !quiet || summary.interrupted { writeStderr(summary.description + "\n") }
+            for p in summary.problems.prefix(5) { writeStderr("  skipped \(p)\n") }
+            if let flushError { throw fail(flushError) }
+        case .failure(let error):
+            throw fail((error as? ReplayFailure)?.description ?? (error as? KafkaError)?.description ?? "\(error)")
+        }
+    }
+
+    func makeOptions() throws(ReplayFailure) -> ReplayOptions {
+        var o = ReplayOptions()
+        do { o.speed = try Speed.parse(speed) } catch { throw ReplayFailure(error.description) }
+        if let from { o.fromNs = try ReplayTime.parse(from) }
+        if let to { o.toNs = try ReplayTime.parse(to) }
+        if let a = o.fromNs, let b = o.toNs, b < a { throw ReplayFailure("--to is before --from") }
+        if let symbols {
+            let set = Set(symbols.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty })
+            if set.isEmpty { throw ReplayFailure("--symbols is empty") }
+            o.symbols = set
+        }
+        o.loop = loop
+        o.skipBad = skipBad
+        o.progressIntervalNs = isatty(2) == 1 ? 200_000_000 : 5_000_000_000
+        return o
+    }
+
+    static func report(_ p: ReplayProgress, tty: Bool) {
+        let pct = p.fraction.map { String(format: "%5.1f%%", $0 * 100) } ?? "   ?%"
+        let rate = formatCount(Int(p.tradesPerSecond.rounded()))
+        let lag = String(format: "%.1f ms", Double(p.lagNs) / 1e6)
+        let eta = p.etaSeconds.map(formatDuration) ?? "?"
+        let pass = p.pass > 1 ? " pass \(p.pass)" : ""
+        if tty {
+            let width = 24
+            let filled = Int(((p.fraction ?? 0) * Double(width)).rounded())
+            let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: max(0, width - filled))
+            writeStderr("\r\u{1B}[K\(pct) [\(bar)] \(formatCount(p.trades)) trades  \(rate)/s  lag \(lag)  ETA \(eta)\(pass)")
+        } else {
+            writeStderr("replay: \(pct.trimmingCharacters(in: .whitespaces)) \(formatCount(p.trades)) trades, \(rate) trades/s, lag \(lag), ETA \(eta)\(pass)\n")
+        }
+    }
+}
+
+// MARK: - record
+
+struct Record: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Capture a Finnhub-protocol WebSocket (live Finnhub or sim-exchange) to a recording.",
+        discussion: """
+            Every received text frame is stored byte for byte with its receive time (CLOCK_REALTIME, ns). Frames \
+            reach the file at least once a second; Ctrl-C/SIGTERM or --duration close it cleanly, valid up to the \
+            last frame. A .gz output is gzip-compressed. Dropped connections are reconnected.
+            """)
+
+    @Option(help: "WebSocket URL, e.g. ws://127.0.0.1:9001/?token=x or wss://ws.finnhub.io") var url = "ws://127.0.0.1:9001/"
+    @Option(help: "API token (default: FINNHUB_API_KEY from the environment or .env when the URL has none).") var token: String?
+    @Option(help: "Symbols to subscribe to (comma-separated).") var symbols = WebSocketFeed.defaultSymbols.joined(separator: ",")
+    @Option(help: "Output recording (.jsonl or .jsonl.gz).") var out: String
+    @Option(help: "Start a new part before a part exceeds N uncompressed bytes.") var rotateBytes: Int?
+    @Option(help: "Start a new part every N seconds of receive time.") var rotateSeconds: Int?
+    @Option(help: "Stop after S seconds.") var duration: Double?
+    @Flag(help: "Replace an existing output file.") var overwrite = false
+    @Flag(help: "Do not print the summary.") var quiet = false
+
+    func run() async throws {
+        if rotateBytes != nil && rotateSeconds != nil { throw fail("--rotate-bytes and --rotate-seconds are exclusive") }
+        var o = RecordOptions(url: url, symbols: symbols.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty },
+                              output: out)
+        o.token = token ?? (url.contains("token=") ? nil : Settings.load()["FINNHUB_API_KEY"])
+        if let rotateBytes { o.rotation = .bytes(rotateBytes) }
+        if let rotateSeconds { o.rotation = .seconds(rotateSeconds) }
+        if let duration { o.duration = .milliseconds(Int64(duration * 1000)) }
+        o.overwrite = overwrite
+        let recorder: FrameRecorder
+        do { recorder = try FrameRecorder(options: o) } catch { throw fail(error.description) }
+        do {
+            let summary = try await runCancellableOnSignal { try await recorder.run() }
+            if !quiet { writeStderr(summary.description + "\n") }
+        } catch {
+            throw fail((error as? ReplayFailure)?.description ?? (error as? RecordingError)?.description ?? "\(error)")
+        }
+    }
+}
+
+// MARK: - import
+
+struct Import: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Convert real history into a recording: tardis (trades CSV), binance (raw `<ns> <json>` capture), lean (tick zip).")
+
+    enum Kind: String, ExpressibleByArgument, CaseIterable { case tardis, binance, lean }
+
+    @Argument(help: "tardis, binance or lean.") var kind: Kind
+    @Argument(help: "Source file.") var source: String
+    @Option(help: "Output recording (.jsonl or .jsonl.gz).") var out: String
+    @Flag(help: "Skip (and count) bad rows instead of failing.") var skipBad = false
+    @Flag(help: "LEAN: keep trades flagged suspicious.") var includeSuspicious = false
+    @Flag(help: "Replace an existing output file.") var overwrite = false
+
+    func run() throws {
+        guard FileManager.default.fileExists(atPath: source) else { throw fail("\(source): no such file") }
+        let importer: any TradeImporter
+        switch kind {
+        case .tardis: importer = TardisTradesImporter(path: source, skipBad: skipBad)
+        case .binance: importer = BinanceRawImporter(path: source, skipBad: skipBad)
+        case .lean: importer = LeanTickImporter(path: source, includeSuspicious: includeSuspicious, skipBad: skipBad)
+        }
+        do {
+            let stats = try importer.convert(to: out, createdBy: "replay-import 1", overwrite: overwrite)
+            var line = "Imported \(formatCount(stats.tradesWritten)) trades in \(formatCount(stats.framesWritten)) frames from "
+                + "\(formatCount(stats.rowsRead)) rows of \(source) into \(out)"
+            if stats.rowsSkipped > 0 {
+                line += "; skipped \(formatCount(stats.rowsSkipped)): "
+                    + stats.skipped.sorted { $0.value > $1.value }.map { "\($0.key) \(formatCount($0.value))" }.joined(separator: ", ")
+            }
+            print(line + ".")
+        } catch {
+            throw fail((error as? RecordingError)?.description ?? "\(error)")
+        }
+    }
+}

@@ -1,0 +1,20 @@
+import ArgumentParser
+import Logging
+import Replay
+import SimExchange
+
+extension RecordedTradeSource: TradeSource {}
+
+/// `sim-exchange --replay FILE`: every connection gets the recording's trades from its first subscription on,
+/// released at `speed` × the recorded pace (the server still frames them every --frame-interval-ms and filters
+/// them by subscription).
+enum ReplaySource {
+    static func factory(path: String, speed: Double, loop: Bool, logger: Logger) throws -> TradeSourceFactory {
+        let tape: RecordedTradeSource.Tape
+        do { tape = try RecordedTradeSource.Tape(path: path) } catch {
+            throw ValidationError("--replay: \(error.description)")
+        }
+        logger.info("replaying \(tape.tradeCount) trades in \(tape.frames.count) frames over \(Double(tape.spanNs) / 1e9) s of recorded time at \(speed)x\(loop ? ", looping" : "")")
+        return { _, start in RecordedTradeSource(tape: tape, speed: speed, startMilliseconds: start, loop: loop) }
+    }
+}

@@ -1,0 +1,90 @@
+import ArgumentParser
+import Logging
+import Replay
+import SimExchange
+
+@main
+struct SimExchangeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sim-exchange",
+        abstract: "A mock Finnhub trades WebSocket server (ws:// or wss://) with synthetic trades and fault injection.",
+        discussion: """
+            Clients connect to ws://HOST:PORT/?token=TOKEN and send {"type":"subscribe","symbol":"AAPL"} / \
+            {"type":"unsubscribe",...}. Each connection gets its own seeded synthetic market, created at its first \
+            subscription; every frame interval of virtual time the trades of the subscribed symbols go out as one \
+            {"type":"trade","data":[...]} frame (split at --max-trades-per-frame; nothing when there are none). \
+            Virtual time follows wall time unless --rate max / --as-fast-as-possible. Same seed, start time and \
+            subscriptions give byte-identical frames. Errors are sent as {"type":"error","msg":"Invalid symbol"} and \
+            {"type":"error","msg":"Subscribing to too many symbols"}; malformed client frames are logged and ignored. \
+            Slow clients: each connection may queue --outbound-budget bytes; in paced mode frames due while over budget \
+            are dropped and the count is logged once when the connection ends. GET /health answers 200. \
+            SIGINT/SIGTERM shut down gracefully.
+            """)
+
+    @Option(help: "Address to bind.") var host = "127.0.0.1"
+    @Option(help: "Port to listen on (0 picks a free one; the bound port is logged).") var port = 9001
+    @Option(help: "Required ?token= value; wrong or missing → HTTP 401 on upgrade. Unset: any token accepted.") var token: String?
+    @Option(help: "Symbols per connection before 'Subscribing to too many symbols'.") var maxSymbols = 50
+    @Option(help: "Comma-separated symbols answered with 'Invalid symbol'.") var invalidSymbols = ""
+    @Option(help: "Seconds between {\"type\":\"ping\"} frames.") var pingInterval = 60.0
+    @Option(help: "Seed of the synthetic market.") var seed: UInt64 = 42
+    @Option(help: "Virtual start time in Unix ms (default: wall clock at a connection's first subscription).") var startTime: Int64?
+    @Option(help: "Synthetic trades per virtual second, or 'max' (as fast as possible, one full frame per interval).") var rate = "20"
+    @Flag(help: "Send frames as fast as the client reads instead of following wall time.") var asFastAsPossible = false
+    @Option(help: "Virtual milliseconds per frame.") var frameIntervalMs: Int64 = 100
+    @Option(help: "Most trades in one frame; more are split over several frames.") var maxTradesPerFrame = 100
+    @Option(help: "Fault: close each connection abruptly after N trade frames.") var dropAfterFrames: Int?
+    @Option(help: "Fault: close each connection abruptly after S seconds.") var dropAfterSeconds: Double?
+    @Option(help: "Fault: every Nth trade frame is truncated JSON.") var malformedEvery: Int?
+    @Option(help: "Fault: stall every S seconds (with --stall-for-seconds).") var stallEverySeconds: Double?
+    @Option(help: "Fault: how long each stall lasts, in seconds.") var stallForSeconds = 0.0
+    @Option(help: "Fault: refuse upgrades with HTTP 503 for S seconds after start.") var refuseForSeconds: Double?
+    @Option(help: "Bytes a connection may have queued before frames are dropped (paced mode).") var outboundBudget = 1 << 20
+    @Option(help: "PEM certificate chain: serve wss:// (needs --tls-key).") var tlsCert: String?
+    @Option(help: "PEM private key for --tls-cert.") var tlsKey: String?
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel = "info"
+    @Option(help: "Serve the trades of this recording instead of the synthetic market (see docs/RECORDING_FORMAT.md).") var replay: String?
+    @Option(help: "With --replay: 10x, 1x, 0.5x … (recorded time per wall time).") var speed = "1x"
+    @Flag(help: "With --replay: start over at the end.") var loop = false
+
+    func validate() throws {
+        if rate != "max", Double(rate) == nil { throw ValidationError("--rate takes a number or 'max'") }
+        if (tlsCert == nil) != (tlsKey == nil) { throw ValidationError("--tls-cert and --tls-key go together") }
+        if maxTradesPerFrame < 1 || frameIntervalMs < 1 { throw ValidationError("--max-trades-per-frame and --frame-interval-ms must be positive") }
+        if replay != nil {
+            guard case .factor = try? Speed.parse(speed) else { throw ValidationError("--speed takes a factor like 10x, 1x or 0.5x") }
+        }
+    }
+
+    func run() async throws {
+        var config = SimExchangeConfig()
+        config.host = host
+        config.port = port
+        config.token = token
+        config.maxSymbols = maxSymbols
+        config.invalidSymbols = Set(invalidSymbols.split(separator: ",").map(String.init))
+        config.pingInterval = pingInterval
+        config.seed = seed
+        config.startMilliseconds = startTime
+        config.frameIntervalMilliseconds = frameIntervalMs
+        config.maxTradesPerFrame = maxTradesPerFrame
+        config.asFastAsPossible = asFastAsPossible
+        if rate == "max" { config.setMaxRate() } else { config.tradesPerSecond = Double(rate) ?? 20 }
+        config.dropAfterFrames = dropAfterFrames
+        config.dropAfterSeconds = dropAfterSeconds
+        config.malformedEvery = malformedEvery
+        config.stallEverySeconds = stallEverySeconds
+        config.stallForSeconds = stallForSeconds
+        config.refuseForSeconds = refuseForSeconds
+        config.outboundBudgetBytes = outboundBudget
+        config.tlsCertificatePath = tlsCert
+        config.tlsKeyPath = tlsKey
+        var logger = Logger(label: "sim-exchange")
+        logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
+        if let replay {
+            guard case .factor(let factor) = try Speed.parse(speed) else { throw ValidationError("--speed takes a factor like 10x") }
+            config.tradeSource = try ReplaySource.factory(path: replay, speed: factor, loop: loop, logger: logger)
+        }
+        try await SimExchangeServer(config: config, logger: logger).runService()
+    }
+}

@@ -1,0 +1,101 @@
+
+/// What a feed reports, in order, on its `events` stream.
+public enum FeedEvent: Sendable {
+    /// A connection was upgraded; `url` has any `token=` value redacted.
+    case connected(url: String)
+    /// One decoded trade frame, in the order received.
+    case trades([Trade])
+    /// A connection ended; the feed reconnects unless stopped or the error is fatal.
+    case disconnected(reason: String)
+    /// Time without a subscribed connection, reported once re-subscribed.
+    case gap(Gap)
+    /// A connection attempt failed, or a fatal error ended the feed.
+    case error(FeedError)
+    /// A Finnhub `{"type":"error","msg":…}` frame.
+    case serverError(message: String)
+    /// A frame that did not decode; the stream continues.
+    case malformedFrame(FrameDecodingError, frame: String)
+}
+
+/// An outage: from losing a subscribed connection (`startMilliseconds`, Unix ms) to
+/// re-subscribing on a new one (`endMilliseconds`).
+public struct Gap: Sendable, Hashable {
+    public var startMilliseconds: Int64
+    public var endMilliseconds: Int64
+    public var duration: Duration { .milliseconds(endMilliseconds - startMilliseconds) }
+    public init(startMilliseconds: Int64, endMilliseconds: Int64) {
+        self.startMilliseconds = startMilliseconds
+        self.endMilliseconds = endMilliseconds
+    }
+}
+
+/// Feed failures. Descriptions never contain the API token.
+public enum FeedError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// HTTP 401 on upgrade: fatal, never retried.
+    case unauthorized
+    /// The upgrade was refused with another HTTP status (retried).
+    case upgradeRejected(status: Int?)
+    /// No upgrade within the connect timeout (retried).
+    case connectTimeout
+    /// Connecting or the connection failed (retried).
+    case connectionFailed(String)
+    /// `Backoff.maxAttempts` consecutive attempts failed: fatal.
+    case retriesExhausted(attempts: Int)
+    /// The URL could not be used.
+    case invalidURL(String)
+
+    public var description: String {
+        switch self {
+        case .unauthorized: "Finnhub rejected the API key (HTTP 401)"
+        case .upgradeRejected(let status): "WebSocket upgrade refused" + (status.map { " (HTTP \($0))" } ?? "")
+        case .connectTimeout: "Timed out connecting"
+        case .connectionFailed(let reason): "Connection failed: \(reason)"
+        case .retriesExhausted(let n): "Gave up after \(n) failed connection attempts"
+        case .invalidURL(let url): "Invalid URL: \(url)"
+        }
+    }
+}
+
+/// Exponential backoff with jitter: attempt n (1-based) waits
+/// `min(max, initial * multiplier^(n-1))`, scaled by a random factor in `1 ± jitter`.
+public struct Backoff: Sendable, Hashable {
+    public var initial: Duration
+    public var max: Duration
+    public var multiplier: Double
+    public var jitter: Double
+    /// Consecutive failed attempts before giving up; `nil` retries forever.
+    public var maxAttempts: Int?
+
+    public init(initial: Duration = .milliseconds(500), max: Duration = .seconds(30), multiplier: Double = 2, jitter: Double = 0.2, maxAttempts: Int? = nil) {
+        self.initial = initial
+        self.max = max
+        self.multiplier = multiplier
+        self.jitter = jitter
+        self.maxAttempts = maxAttempts
+    }
+
+    /// The delay before reconnect attempt `attempt` (1-based).
+    public func delay(attempt: Int) -> Duration {
+        let base = min(Self.seconds(max), Self.seconds(initial) * pow(multiplier, Double(Swift.max(0, attempt - 1))))
+        let factor = jitter > 0 ? Double.random(in: (1 - jitter)...(1 + jitter)) : 1
+        return .nanoseconds(Int64(Swift.max(0, base * factor) * 1e9))
+    }
+
+    static func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18 }
+    private func pow(_ x: Double, _ y: Double) -> Double { y == 0 ? 1 : (0..<Int(y)).reduce(1.0) { r, _ in Swift.min(r * x, 1e12) } }
+}
+
+/// A source of trades. `run()` works until `stop()` or cancellation; events arrive on `events`.
+public protocol Feed: Sendable {
+    /// Single-consumer stream of events; finishes when `run()` returns.
+    var events: AsyncStream<FeedEvent> { get }
+    /// Connects and delivers events until `stop()` or task cancellation (returns normally),
+    /// or a fatal error (thrown after being reported as `.error`).
+    func run() async throws
+    /// Adds symbols; sent at once when connected, and on every reconnect.
+    func subscribe(_ symbols: [String]) async
+    /// Removes symbols; sent at once when connected.
+    func unsubscribe(_ symbols: [String]) async
+    /// Ends `run()`; idempotent.
+    func stop() async
+}

@@ -1,0 +1,37 @@
+import Feed
+import Foundation
+
+/// Publishes trades to `raw-market-data`: one message per trade, keyed by symbol, the value
+/// the ``TradeMessage`` JSON, the Kafka timestamp the trade time, and headers `source` and
+/// `ingest_time` (Unix ms when the trade was handed to Kafka). Live ingest and replay both
+/// publish through this type, so downstream consumers cannot tell them apart.
+public final class TradePublisher: Sendable {
+    public let producer: KafkaProducer
+    public let topic: String
+    public let source: String
+
+    public init(producer: KafkaProducer, topic: String = Topics.rawMarketData, source: String) {
+        self.producer = producer
+        self.topic = topic
+        self.source = source
+    }
+
+    /// Hands `trades` to the producer; blocks while the in-flight limit is reached.
+    public func publish(_ trades: [Trade]) throws(KafkaError) {
+        guard !trades.isEmpty else { return }
+        let ingest = KafkaHeader("ingest_time", String(Int64(Date().timeIntervalSince1970 * 1000)))
+        let headers = [KafkaHeader("source", source), ingest]
+        var value: [UInt8] = []
+        value.reserveCapacity(160)
+        for trade in trades {
+            value.removeAll(keepingCapacity: true)
+            TradeMessage.encode(trade, into: &value)
+            try producer.enqueue(topic: topic, key: Array(trade.symbol.utf8), value: value, headers: headers, timestamp: trade.timestamp)
+        }
+    }
+
+    /// Waits for every published trade to be acknowledged; throws the first failure.
+    public func flush(timeout: Duration = .seconds(30)) throws(KafkaError) {
+        try producer.flush(timeout: timeout)
+    }
+}

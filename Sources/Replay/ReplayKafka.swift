@@ -1,0 +1,29 @@
+import Feed
+import Pipeline
+
+/// Connects `replay` to Kafka the way live mode does, with one-line errors.
+public enum ReplayKafka {
+    /// Checks that a broker answers (`KafkaAdmin.topics`), creates the pipeline topics when asked, and returns a
+    /// publisher to `topic` whose `source` header is `replay:<fileName>`.
+    public static func connect(config: KafkaConfig, fileName: String, topic: String = Topics.rawMarketData,
+                               ensureTopics: Bool = true, timeout: Duration = .seconds(5)) throws(ReplayFailure) -> TradePublisher {
+        do {
+            let admin = try KafkaAdmin(config: config)
+            _ = try admin.topics(timeout: timeout)
+            if ensureTopics { try admin.ensureTopics(timeout: timeout + .seconds(10)) }
+            let producer = try KafkaProducer(config: config)
+            return TradePublisher(producer: producer, topic: topic, source: "replay:" + fileName)
+        } catch {
+            throw ReplayFailure(oneLine(error))
+        }
+    }
+
+    /// Just the reachability check: a one-line error when no broker answers within `timeout`.
+    public static func checkBroker(config: KafkaConfig, timeout: Duration = .seconds(5)) throws(ReplayFailure) {
+        do { _ = try KafkaAdmin(config: config).topics(timeout: timeout) } catch { throw ReplayFailure(oneLine(error)) }
+    }
+
+    static func oneLine(_ e: KafkaError) -> String {
+        String(describing: e).split(whereSeparator: \.isNewline).joined(separator: " ")
+    }
+}
