@@ -64,7 +64,11 @@ let package = Package(
             name: "sim-exchange",
             dependencies: ["SimExchange", "Replay", .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "Logging", package: "swift-log")],
             path: "Sources/Commands/sim-exchange", linkerSettings: rdkafkaLinker),
-        .target(name: "Replay", dependencies: ["Feed", "CZlib", "Pipeline", .product(name: "Logging", package: "swift-log")]),
+        .target(name: "Replay", dependencies: [
+            "Feed", "CZlib", "Pipeline",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
+        ]),
         .executableTarget(
             name: "replay",
             dependencies: ["Replay", "Pipeline", "Feed", "SimExchange", .product(name: "ArgumentParser", package: "swift-argument-parser")],
@@ -96,7 +100,7 @@ let package = Package(
         .testTarget(name: "FeedTests", dependencies: ["Feed"]),
         .testTarget(name: "SimExchangeTests", dependencies: ["SimExchange", "Feed", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "ReplayTests", dependencies: ["Replay", "Feed", "Pipeline", "SimExchange", "TestSupport"], linkerSettings: rdkafkaLinker),
-        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Feed", "TestSupport"], linkerSettings: rdkafkaLinker),
+        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Feed", "SimExchange", "TestSupport", .product(name: "Logging", package: "swift-log")], linkerSettings: rdkafkaLinker),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -5,4 +5,4 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 scripts/setup.sh
 swift build --build-tests
-swift test "$@"
+swift test --no-parallel "$@"

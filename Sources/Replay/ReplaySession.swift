@@ -85,7 +85,7 @@ public struct ReplaySummary: Sendable, CustomStringConvertible {
             s += String(format: "; schedule %.3f s, drift %+.3f ms, max lag %.3f ms", Double(scheduledNs) / 1e9,
                         Double(driftNs) / 1e6, Double(maxLagNs) / 1e6)
         } else {
-            s += "; no schedule at max speed"
+            s += speed == .max ? "; no schedule at max speed" : String(format: "; max lag %.3f ms", Double(maxLagNs) / 1e6)
         }
         s += "; \(skippedLines) line\(skippedLines == 1 ? "" : "s") skipped."
         return s

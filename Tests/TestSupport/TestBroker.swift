@@ -21,26 +21,19 @@ public enum TestBroker {
     }
 }
 
-/// Reads from `consumer` until `count` records arrived or `timeout` passed.
+/// Reads from `consumer` until `count` records arrived or `timeout` passed, and returns
+/// what arrived (storing each record's offset when `store`).
 public func collect(_ consumer: KafkaConsumer, count: Int, timeout: Duration = .seconds(30), store: Bool = true) async throws -> [KafkaMessage] {
-    try await withThrowingTaskGroup(of: [KafkaMessage].self) { group in
-        group.addTask {
-            var out: [KafkaMessage] = []
-            for try await m in consumer.messages {
-                out.append(m)
-                if store { try consumer.store(m) }
-                if out.count >= count { break }
-            }
-            return out
+    let deadline = ContinuousClock.now + timeout
+    var out: [KafkaMessage] = []
+    while out.count < count, ContinuousClock.now < deadline {
+        guard let batch = try await consumer.nextBatch(timeout: min(.milliseconds(200), deadline - .now)) else { break }
+        for m in batch where out.count < count {
+            out.append(m)
+            if store { try consumer.store(m) }
         }
-        group.addTask {
-            try await Task.sleep(for: timeout)
-            return []
-        }
-        let first = try await group.next() ?? []
-        group.cancelAll()
-        return first
     }
+    return out
 }
 
 /// Polls `condition` every 50 ms until it holds or `timeout` passes.
