@@ -105,6 +105,7 @@ func allFiles(_ root: String) -> [String] {
             let b = BatchId(topic: "trades", partition: 0, firstOffset: Int64(age), lastOffset: Int64(age))
             let p = try StoragePaths.path(root: root, topic: "trades", eventMs: now - Int64(age) * day, symbol: symbol, batch: b)
             try AtomicFileWriter.write([0], to: p)
+            try FileManager.default.setAttributes([.modificationDate: Date(timeIntervalSince1970: Double(now - Int64(age) * day + 60_000) / 1000)], ofItemAtPath: p)
             if age > 7 { old.append(p) } else { fresh.append(p) }
         }
         let oldDir = URL(fileURLWithPath: old[0]).deletingLastPathComponent().deletingLastPathComponent().path

@@ -77,6 +77,7 @@ public final class KafkaConsumer: @unchecked Sendable {
     }
 
     /// - Parameters:
+    ///   - topics: the topics to subscribe to; empty for a member that only reads committed offsets.
     ///   - onRebalance: called on the fetch thread after each assignment change.
     public init(
         config: KafkaConfig, groupID: String, topics: [String], commitPolicy: CommitPolicy = .storedOffsets,
@@ -112,7 +113,7 @@ public final class KafkaConsumer: @unchecked Sendable {
 
         let list = rd_kafka_topic_partition_list_new(Int32(topics.count))
         for topic in topics { rd_kafka_topic_partition_list_add(list, topic, RD_KAFKA_PARTITION_UA) }
-        let err = rd_kafka_subscribe(handle, list)
+        let err = topics.isEmpty ? RD_KAFKA_RESP_ERR_NO_ERROR : rd_kafka_subscribe(handle, list)
         rd_kafka_topic_partition_list_destroy(list)
         if err != RD_KAFKA_RESP_ERR_NO_ERROR {
             rd_kafka_queue_destroy(queue)

@@ -13,8 +13,8 @@ import Synchronization
 /// 2. then `dataDir/<topic>/_offsets/p<P>` records the batch's last offset, atomically;
 /// 3. then the offsets are committed to Kafka.
 /// On start, files of a batch whose marker was never written are deleted, and records at or
-/// below the marker are skipped, so re-delivered records are never stored again. Files older
-/// than `retentionDays` are deleted at start and hourly.
+/// below the marker are skipped, so re-delivered records are never stored again. Files stored more
+/// than `retentionDays` ago are deleted at start and hourly.
 public final class StorageService: Sendable {
     public struct Options: Sendable {
         public var dataDir: String

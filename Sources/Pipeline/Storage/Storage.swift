@@ -334,18 +334,17 @@ public enum StoredOffsets {
 }
 
 public enum Retention {
-    /// Deletes expired data by DATE FOLDER: a folder `root/<topic>/<yyyy-mm-dd>` is expired when its date is
-    /// earlier than (UTC date of `now`) − `olderThanDays` days. Inside expired folders, batch files
-    /// (`*.jsonl`, `*.jsonl.gz` named as `BatchId.fileName`) and leftover temp files (`.*.tmp-*`) are unlinked,
-    /// then directories left empty (including the date folder) are removed. Symlinks are never followed or
+    /// Deletes batch files (`*.jsonl`, `*.jsonl.gz` named as `BatchId.fileName`) and leftover temp files
+    /// (`.*.tmp-*`) under the date folders `root/<topic>/<yyyy-mm-dd>` whose modification time is more than
+    /// `olderThanDays` days before `now` (file age, not trade date: a replay of an old session is kept for
+    /// N days after it was stored), then directories left empty (including the date folder). Symlinks are never followed or
     /// deleted, other files are kept, nothing outside `root` is touched, and `root/<topic>` folders are kept.
     /// Returns the removed paths (files and directories) in deletion order.
     @discardableResult
     public static func deleteFiles(olderThanDays days: Int, under root: String, now: Date = Date()) throws -> [String] {
         let r = StoragePaths.standardize(root)
         guard FileKind.of(r) == .directory else { return [] }
-        let today = StoragePaths.floorDiv(Int64((now.timeIntervalSince1970 * 1000).rounded(.down)), 86_400_000)
-        let cutoff = today - Int64(days)
+        let cutoff = now.timeIntervalSince1970 - Double(days) * 86_400
         var removed: [String] = []
         func purge(_ dir: String) throws {
             for name in FileKind.children(dir) {
@@ -356,6 +355,8 @@ public enum Retention {
                     if FileKind.children(p).isEmpty, rmdir(p) == 0 { removed.append(p) }
                 case .file:
                     guard BatchId.parse(fileName: name) != nil || (name.hasPrefix(".") && name.contains(".tmp-")) else { continue }
+                    var info = stat()
+                    guard lstat(p, &info) == 0, Double(info.st_mtim.tv_sec) < cutoff else { continue }
                     guard unlink(p) == 0 else { throw StorageError.io(operation: "unlink", path: p, errno: errno) }
                     removed.append(p)
                 default: continue
@@ -365,7 +366,7 @@ public enum Retention {
         for topic in FileKind.children(r) where FileKind.of(r + "/" + topic) == .directory {
             let t = r + "/" + topic
             for date in FileKind.children(t) {
-                guard let d = StoragePaths.days(fromDate: date), d < cutoff else { continue }
+                guard StoragePaths.days(fromDate: date) != nil else { continue }
                 let p = t + "/" + date
                 guard FileKind.of(p) == .directory else { continue }
                 _ = try StoragePaths.checkedInside(root: r, p)
