@@ -12,7 +12,7 @@ func pipelineBinary() -> String? {
 
 @Suite("Storage survives kill -9 and SIGTERM", .serialized)
 struct StorageCrashTests {
-    @Test func killedTwentyTimesDuringTheStreamStoresEveryRecordOnce() async throws {
+    @Test func killedTwentyTimesAndStoppedWithSIGTERMDuringTheStreamStoresEveryRecordOnce() async throws {
         guard let binary = pipelineBinary() else {
             Issue.record("the pipeline executable is not built; run swift build --build-tests")
             return
@@ -47,14 +47,21 @@ struct StorageCrashTests {
             try producer.close()
         }
         var process = try start()
-        var kills = 0
+        var kills = 0, terms = 0
         while kills < 20 {
             try await Task.sleep(for: .milliseconds(Int.random(in: 300...1200)))
-            kill(process.processIdentifier, SIGKILL)
+            let graceful = (kills + terms) % 6 == 5
+            kill(process.processIdentifier, graceful ? SIGTERM : SIGKILL)
             process.waitUntilExit()
-            kills += 1
+            if graceful {
+                terms += 1
+                #expect(process.terminationReason == .exit && process.terminationStatus == 0, "SIGTERM mid-stream must exit cleanly")
+            } else {
+                kills += 1
+            }
             process = try start()
         }
+        #expect(terms >= 3)
         try await producing.value
         #expect(try await eventually(timeout: .seconds(120)) { storedLines(dir).count >= total })
         kill(process.processIdentifier, SIGTERM)

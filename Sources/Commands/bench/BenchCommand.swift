@@ -12,13 +12,13 @@ struct BenchCommand: AsyncParsableCommand {
         discussion: """
         Starts its own Tansu broker unless --bootstrap-servers (or KAFKA_BOOTSTRAP_SERVERS with \
         --use-env) names one. Build with `swift build -c release` for meaningful numbers.
-        Scenarios: codec, kafka (produce and consume, Swift layer vs C floor).
+        Scenarios: codec, kafka (produce and consume, Swift layer vs C floor), aggregator (from Kafka vs raw consume; window update in-process).
         """)
 
     @Flag(help: "Small counts: finishes in well under a minute.") var quick = false
     @Option(help: "Messages per Kafka scenario.") var messages: Int?
     @Option(help: "Trades for the codec scenarios.") var trades: Int?
-    @Option(help: "Comma-separated scenarios to run (codec, kafka).") var scenarios: String = "codec,kafka"
+    @Option(help: "Comma-separated scenarios to run (codec, kafka, aggregator).") var scenarios: String = "codec,kafka,aggregator"
     @Option(help: "Kafka to use instead of a broker of bench's own.") var bootstrapServers: String?
     @Flag(help: "Read KAFKA_BOOTSTRAP_SERVERS (environment or .env) instead of starting a broker.") var useEnv = false
     @Option(help: "Write the report as JSON to this file.") var json: String?
@@ -26,8 +26,8 @@ struct BenchCommand: AsyncParsableCommand {
 
     func run() async throws {
         let selected = Set(scenarios.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
-        let unknown = selected.subtracting(["codec", "kafka"])
-        guard unknown.isEmpty else { throw ValidationError("unknown scenario(s): \(unknown.sorted().joined(separator: ", ")); choose from codec, kafka") }
+        let unknown = selected.subtracting(["codec", "kafka", "aggregator"])
+        guard unknown.isEmpty else { throw ValidationError("unknown scenario(s): \(unknown.sorted().joined(separator: ", ")); choose from codec, kafka, aggregator") }
         var broker: LocalBroker?
         var config: KafkaConfig
         if let bootstrapServers {
@@ -44,6 +44,7 @@ struct BenchCommand: AsyncParsableCommand {
         var results: [BenchResult] = []
         if selected.contains("codec") { results += CodecScenarios.run(trades: trades ?? (quick ? 200_000 : 2_000_000)) }
         if selected.contains("kafka") { results += try await KafkaScenarios(config: config, messages: messages ?? (quick ? 50_000 : 1_000_000)).run() }
+        if selected.contains("aggregator") { results += try await AggregatorScenario(config: config, trades: messages ?? (quick ? 50_000 : 1_000_000)).run() }
 
         #if DEBUG
         let build = "debug"

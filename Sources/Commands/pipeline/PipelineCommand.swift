@@ -102,10 +102,19 @@ enum ForcedExit {
     }
 }
 
+/// Counts signals, treating deliveries within 200 ms of the first as the same signal.
 final class ManagedAtomicCounter: @unchecked Sendable {
     private let lock = NSLock()
     private var value = 0
-    func increment() -> Int { lock.lock(); defer { lock.unlock() }; value += 1; return value }
+    private var first: ContinuousClock.Instant?
+    func increment() -> Int {
+        lock.lock(); defer { lock.unlock() }
+        let now = ContinuousClock.now
+        if let first, now - first < .milliseconds(200) { return value }
+        if first == nil { first = now }
+        value += 1
+        return value
+    }
 }
 
 struct EnsureTopics: AsyncParsableCommand {

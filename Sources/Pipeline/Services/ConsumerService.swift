@@ -2,6 +2,7 @@ import Feed
 import Foundation
 import Logging
 import Metrics
+import Synchronization
 
 /// What every consumer service shares: a group member on `raw-market-data`, a producer for
 /// its outputs and the dead-letter queue, and at-least-once checkpoints.
@@ -27,6 +28,10 @@ public final class ConsumerService: Sendable {
     let messagesIn: Counter
     let deadLettered: Counter
     let lag: Gauge
+    private let processedCount = Atomic<Int>(0)
+
+    /// Records handled so far (valid and dead-lettered).
+    public var processed: Int { processedCount.load(ordering: .relaxed) }
 
     public init(config: KafkaConfig, options: Options, logger: Logger) throws(KafkaError) {
         self.options = options
@@ -87,6 +92,7 @@ public final class ConsumerService: Sendable {
                 }
                 messagesIn.increment(by: batch.count)
                 try await handle(trades)
+                processedCount.add(batch.count, ordering: .relaxed)
             }
             if ContinuousClock.now - lastCheckpoint >= options.checkpointInterval { try await checkpoint() }
         }

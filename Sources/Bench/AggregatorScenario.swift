@@ -1,0 +1,79 @@
+import Feed
+import Foundation
+import Logging
+import Pipeline
+
+/// The aggregator consuming trades from Kafka, next to the Swift layer's raw consume of the
+/// same topic in the same run; and the in-process window update rate on one core.
+public struct AggregatorScenario: Sendable {
+    public var config: KafkaConfig
+    public var trades: Int
+
+    public init(config: KafkaConfig, trades: Int) { self.config = config; self.trades = trades }
+
+    func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18 }
+
+    public func run() async throws -> [BenchResult] {
+        let topic = "bench-trades-\(UInt32.random(in: 0...UInt32.max))"
+        try KafkaAdmin(config: config).ensureTopics([
+            TopicSpec(name: topic, partitions: 6), TopicSpec(name: Topics.aggregatedMetrics, partitions: 3), TopicSpec(name: Topics.priceAlerts, partitions: 2),
+        ])
+        let symbols = (0..<50).map { "SYM\($0)" }
+        var tape: [Trade] = []
+        tape.reserveCapacity(trades)
+        for i in 0..<trades {
+            let price: Double = 100 + Double(i % 997) / 100
+            let time: Int64 = 1_700_000_000_000 + Int64(i / 10)
+            tape.append(Trade(symbol: symbols[i % 50], price: price, timestamp: time, volume: Double(1 + i % 300), conditions: ["1"]))
+        }
+        let publisher = TradePublisher(producer: try KafkaProducer(config: config), topic: topic, source: "bench")
+        var i = 0
+        while i < tape.count { try publisher.publish(Array(tape[i..<min(i + 1000, tape.count)])); i += 1000 }
+        try publisher.producer.close(timeout: .seconds(120))
+        let bytes = TradeMessage.encode(tape[0]).count
+
+        let consumer = try KafkaConsumer(config: config, groupID: "bench-raw-\(UInt32.random(in: 0...UInt32.max))", topics: [topic])
+        var first: ContinuousClock.Instant?
+        var n = 0
+        let cpu0 = processCPUSeconds()
+        while n < trades, let batch = try await consumer.nextBatch(timeout: .seconds(30)) {
+            if batch.isEmpty { break }
+            if first == nil { first = .now }
+            n += batch.count
+        }
+        let rawSeconds = seconds(ContinuousClock.now - (first ?? .now))
+        let rawCPU = processCPUSeconds() - cpu0
+        consumer.close()
+        let raw = BenchResult(scenario: "consume trades (Swift layer)", messages: n, messageBytes: bytes, seconds: rawSeconds, cpuSeconds: rawCPU)
+
+        var options = ConsumerService.Options(groupID: "bench-agg-\(UInt32.random(in: 0...UInt32.max))")
+        options.topic = topic
+        var logger = Logger(label: "bench")
+        logger.logLevel = .error
+        let aggregator = try AggregatorService(service: try ConsumerService(config: config, options: options, logger: logger), options: AggregatorService.Options())
+        let running = Task { try await aggregator.run() }
+        let aggCPU0 = processCPUSeconds()
+        while aggregator.service.processed == 0 { try await Task.sleep(for: .milliseconds(1)) }
+        let start = ContinuousClock.now
+        let deadline = start + .seconds(300)
+        while aggregator.service.processed < trades, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(2)) }
+        var agg = BenchResult(scenario: "aggregator from Kafka", messages: aggregator.service.processed, messageBytes: bytes,
+                              seconds: seconds(ContinuousClock.now - start), cpuSeconds: processCPUSeconds() - aggCPU0,
+                              note: "ratio against the Swift layer's raw consume of the same topic in this run")
+        aggregator.service.consumer.finish()
+        try await running.value
+        agg.ratioToFloor = agg.messagesPerSecond / raw.messagesPerSecond
+
+        var window = try WindowAggregator()
+        var out: [WindowMetrics] = []
+        out.reserveCapacity(1 << 16)
+        let update = measure {
+            for t in tape {
+                window.add(t, into: &out)
+                if out.count > 60_000 { out.removeAll(keepingCapacity: true) }
+            }
+        }
+        let inProcess = BenchResult(scenario: "window update in-process", messages: tape.count, messageBytes: bytes, seconds: update.seconds, cpuSeconds: update.cpu)
+        return [raw, agg, inProcess]
+    }
+}
