@@ -38,7 +38,9 @@ struct KafkaOptions: ParsableArguments {
         return config
     }
 
+    /// Installs logging and the Prometheus metrics backend; call before creating any service.
     func bootstrapLogging() {
+        _ = MetricsEndpoint.registry
         let level = Logger.Level(rawValue: logLevel) ?? .info
         let format = logFormat
         LoggingSystem.bootstrap { label in
