@@ -11,10 +11,14 @@ public struct DeliveryReport: Sendable, Equatable {
 
 /// A Kafka message header.
 public struct KafkaHeader: Sendable, Hashable {
-    public var key: String
-    public var value: [UInt8]
-    public init(_ key: String, _ value: [UInt8]) { self.key = key; self.value = value }
-    public init(_ key: String, _ value: String) { self.key = key; self.value = Array(value.utf8) }
+    public let key: String
+    public let value: [UInt8]
+    /// `key` NUL-terminated, made once so producing does not copy it per message.
+    let cKey: [CChar]
+    public init(_ key: String, _ value: [UInt8]) { self.key = key; self.value = value; cKey = Array(key.utf8CString) }
+    public init(_ key: String, _ value: String) { self.init(key, Array(value.utf8)) }
+    public static func == (a: Self, b: Self) -> Bool { a.key == b.key && a.value == b.value }
+    public func hash(into hasher: inout Hasher) { hasher.combine(key); hasher.combine(value) }
 }
 
 /// Counters of a producer since it was created.
@@ -192,8 +196,7 @@ public final class KafkaProducer: @unchecked Sendable {
         let rkt = try topicHandle(topic)
         var deadline: UInt64?
         while true {
-            let error: OpaquePointer? = withHeaderCStrings(headers) { headerNames in
-                withUnsafeTemporaryAllocation(of: rd_kafka_vu_t.self, capacity: 6 + headers.count) { vus in
+            let error: OpaquePointer? = withUnsafeTemporaryAllocation(of: rd_kafka_vu_t.self, capacity: 6 + headers.count) { vus in
                     var n = 0
                     func put(_ type: rd_kafka_vtype_t, _ fill: (inout rd_kafka_vu_t) -> Void) {
                         var vu = rd_kafka_vu_t()
@@ -210,16 +213,15 @@ public final class KafkaProducer: @unchecked Sendable {
                         put(RD_KAFKA_VTYPE_KEY) { $0.u.mem.ptr = UnsafeMutableRawPointer(mutating: key.baseAddress); $0.u.mem.size = key.count }
                     }
                     if let timestamp { put(RD_KAFKA_VTYPE_TIMESTAMP) { $0.u.i64 = timestamp } }
-                    for (i, header) in headers.enumerated() {
+                    for header in headers {
                         put(RD_KAFKA_VTYPE_HEADER) { vu in
-                            vu.u.header.name = headerNames[i]
+                            header.cKey.withUnsafeBufferPointer { vu.u.header.name = $0.baseAddress }
                             header.value.withUnsafeBytes { vu.u.header.val = $0.baseAddress }
                             vu.u.header.size = header.value.count
                         }
                     }
                     return withExtendedLifetime(headers) { rd_kafka_produceva(handle, vus.baseAddress, n) }
                 }
-            }
             guard let error else { state.enqueued.add(1, ordering: .relaxed); return }
             if rd_kafka_error_code(error) == RD_KAFKA_RESP_ERR__QUEUE_FULL, blockWhenFull {
                 let now = DispatchTime.now().uptimeNanoseconds
@@ -272,11 +274,4 @@ public final class KafkaProducer: @unchecked Sendable {
 struct UnsafeSendable<T>: @unchecked Sendable {
     let value: T
     init(_ value: T) { self.value = value }
-}
-
-func withHeaderCStrings<R>(_ headers: [KafkaHeader], _ body: ([UnsafePointer<CChar>?]) -> R) -> R {
-    if headers.isEmpty { return body([]) }
-    let copies = headers.map { strdup($0.key) }
-    defer { copies.forEach { free($0) } }
-    return body(copies.map { UnsafePointer($0) })
 }

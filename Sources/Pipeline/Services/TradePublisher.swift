@@ -26,7 +26,15 @@ public final class TradePublisher: Sendable {
         for trade in trades {
             value.removeAll(keepingCapacity: true)
             TradeMessage.encode(trade, into: &value)
-            try producer.enqueue(topic: topic, key: Array(trade.symbol.utf8), value: value, headers: headers, timestamp: trade.timestamp)
+            var symbol = trade.symbol
+            let result: Result<Void, KafkaError> = symbol.withUTF8 { key in
+                value.withUnsafeBytes { bytes in
+                    Result { () throws(KafkaError) in
+                        try producer.enqueue(topic: topic, key: UnsafeRawBufferPointer(key), value: bytes, headers: headers, timestamp: trade.timestamp)
+                    }
+                }
+            }
+            try result.get()
         }
     }
 
