@@ -13,7 +13,8 @@ import Synchronization
 /// 2. then `dataDir/<topic>/_offsets/p<P>` records the batch's last offset, atomically;
 /// 3. then the offsets are committed to Kafka.
 /// On start, files of a batch whose marker was never written are deleted, and records at or
-/// below the marker are skipped, so re-delivered records are never stored again. Files stored more
+/// below the marker are skipped, so re-delivered records are never stored again. Records buffered
+/// for a partition that was revoked meanwhile are dropped: its new owner reads them again. Files stored more
 /// than `retentionDays` ago are deleted at start and hourly.
 public final class StorageService: Sendable {
     public struct Options: Sendable {
@@ -99,7 +100,9 @@ public final class StorageService: Sendable {
             return s.buffers
         }
         let start = ContinuousClock.now
+        let assigned = service.consumer.assignment
         for (partition, items) in buffers.sorted(by: { $0.key < $1.key }) where !items.isEmpty {
+            guard assigned.contains(TopicPartition(topic: topic, partition: partition)) else { continue }
             let batch = BatchId(topic: topic, partition: Int(partition), firstOffset: items.first!.message.offset, lastOffset: items.last!.message.offset)
             var groups: [String: (eventMs: Int64, symbol: String, bytes: [UInt8])] = [:]
             for (trade, message) in items {
