@@ -11,8 +11,6 @@ public struct AggregatorScenario: Sendable {
 
     public init(config: KafkaConfig, trades: Int) { self.config = config; self.trades = trades }
 
-    func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18 }
-
     public func run() async throws -> [BenchResult] {
         let topic = "bench-trades-\(UInt32.random(in: 0...UInt32.max))"
         try KafkaAdmin(config: config).ensureTopics([
@@ -41,7 +39,7 @@ public struct AggregatorScenario: Sendable {
             if first == nil { first = .now }
             n += batch.count
         }
-        let rawSeconds = seconds(ContinuousClock.now - (first ?? .now))
+        let rawSeconds = (ContinuousClock.now - (first ?? .now)).inSeconds
         let rawCPU = processCPUSeconds() - cpu0
         consumer.close()
         let raw = BenchResult(scenario: "consume trades (Swift layer)", messages: n, messageBytes: bytes, seconds: rawSeconds, cpuSeconds: rawCPU)
@@ -58,7 +56,7 @@ public struct AggregatorScenario: Sendable {
         let deadline = start + .seconds(300)
         while aggregator.service.processed < trades, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(2)) }
         var agg = BenchResult(scenario: "aggregator from Kafka", messages: aggregator.service.processed, messageBytes: bytes,
-                              seconds: seconds(ContinuousClock.now - start), cpuSeconds: processCPUSeconds() - aggCPU0,
+                              seconds: (ContinuousClock.now - start).inSeconds, cpuSeconds: processCPUSeconds() - aggCPU0,
                               note: "ratio against the Swift layer's raw consume of the same topic in this run")
         aggregator.service.consumer.finish()
         try await running.value

@@ -68,7 +68,7 @@ public struct KafkaScenarios: Sendable {
         let cpu = processCPUSeconds() - cpu0
         consumer.close()
         var consume = BenchResult(scenario: "consume (Swift layer)", messages: count, messageBytes: valueBytes,
-                                  seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18, cpuSeconds: cpu)
+                                  seconds: elapsed.inSeconds, cpuSeconds: cpu)
         consume.ratioToFloor = consume.messagesPerSecond / cConsumeResult.messagesPerSecond
         results.append(consume)
         return results

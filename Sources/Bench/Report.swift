@@ -1,3 +1,4 @@
+import Feed
 import Foundation
 
 /// One measured scenario. Rates are per wall-clock second; `cpuSeconds` is this process's
@@ -114,5 +115,5 @@ public func measure(_ body: () throws -> Void) rethrows -> (seconds: Double, cpu
     let start = ContinuousClock.now
     try body()
     let d = ContinuousClock.now - start
-    return (Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18, processCPUSeconds() - cpu0)
+    return (d.inSeconds, processCPUSeconds() - cpu0)
 }

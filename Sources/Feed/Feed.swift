@@ -76,12 +76,11 @@ public struct Backoff: Sendable, Hashable {
 
     /// The delay before reconnect attempt `attempt` (1-based).
     public func delay(attempt: Int) -> Duration {
-        let base = min(Self.seconds(max), Self.seconds(initial) * pow(multiplier, Double(Swift.max(0, attempt - 1))))
+        let base = min(max.inSeconds, initial.inSeconds * pow(multiplier, Double(Swift.max(0, attempt - 1))))
         let factor = jitter > 0 ? Double.random(in: (1 - jitter)...(1 + jitter)) : 1
         return .nanoseconds(Int64(Swift.max(0, base * factor) * 1e9))
     }
 
-    static func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18 }
     private func pow(_ x: Double, _ y: Double) -> Double { y == 0 ? 1 : (0..<Int(y)).reduce(1.0) { r, _ in Swift.min(r * x, 1e12) } }
 }
 
@@ -98,4 +97,9 @@ public protocol Feed: Sendable {
     func unsubscribe(_ symbols: [String]) async
     /// Ends `run()`; idempotent.
     func stop() async
+}
+
+extension Duration {
+    /// The duration in (fractional) seconds.
+    public var inSeconds: Double { Double(components.seconds) + Double(components.attoseconds) * 1e-18 }
 }

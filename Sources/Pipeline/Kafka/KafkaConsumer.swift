@@ -201,7 +201,7 @@ public final class KafkaConsumer: @unchecked Sendable {
     public func committed(_ partitions: [TopicPartition], timeout: Duration = .seconds(10)) throws(KafkaError) -> [TopicPartitionOffset] {
         let list = Self.list(partitions.map { TopicPartitionOffset(topic: $0.topic, partition: $0.partition, offset: -1001) })
         defer { rd_kafka_topic_partition_list_destroy(list) }
-        let err = rd_kafka_committed(handle, list, Int32(timeout.components.seconds * 1000))
+        let err = rd_kafka_committed(handle, list, KafkaAdmin.ms(timeout))
         if err != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(err, operation: "fetch committed offsets") }
         return Self.offsets(of: list)
     }

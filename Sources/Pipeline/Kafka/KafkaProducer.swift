@@ -241,8 +241,7 @@ public final class KafkaProducer: @unchecked Sendable {
     /// - Throws: the first delivery failure seen since the producer was created, or a
     ///   timeout naming how many messages are still in flight.
     public func flush(timeout: Duration = .seconds(30)) throws(KafkaError) {
-        let ms = Int32(clamping: timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
-        let err = rd_kafka_flush(handle, ms)
+        let err = rd_kafka_flush(handle, KafkaAdmin.ms(timeout))
         if err != RD_KAFKA_RESP_ERR_NO_ERROR {
             throw KafkaError(err, operation: "flush", message: "\(rd_kafka_outq_len(handle)) messages still in flight after \(timeout)")
         }

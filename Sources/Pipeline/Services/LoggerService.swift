@@ -33,7 +33,7 @@ public final class LoggerService: Sendable {
         let line: String? = window.withLock { w in
             let elapsed = ContinuousClock.now - w.since
             guard elapsed >= .seconds(1) else { return nil }
-            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+            let seconds = elapsed.inSeconds
             defer { w = (0, [], .now) }
             return String(format: "[summary] %d trades in %.1f s (%.0f/s), %d symbols%@, dead letters so far: %d",
                           w.count, seconds, Double(w.count) / seconds, w.symbols.count,
