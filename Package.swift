@@ -91,7 +91,10 @@ let package = Package(
                            .product(name: "Logging", package: "swift-log"), .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
             path: "Sources/Commands/pipeline", linkerSettings: rdkafkaLinker),
         .target(name: "CKafkaFloor", linkerSettings: [.linkedLibrary("rdkafka")] + rdkafkaLinker),
-        .target(name: "Bench", dependencies: ["Pipeline", "Feed", "CKafkaFloor", .product(name: "Logging", package: "swift-log")], linkerSettings: rdkafkaLinker),
+        .target(name: "Bench", dependencies: [
+            "Pipeline", "Feed", "Replay", "SimExchange", "CKafkaFloor",
+            .product(name: "Logging", package: "swift-log"), .product(name: "Histogram", package: "hdrhistogram-swift"),
+        ], linkerSettings: rdkafkaLinker),
         .executableTarget(
             name: "bench", dependencies: ["Bench", "Pipeline", "Feed", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Sources/Commands/bench", linkerSettings: rdkafkaLinker),

@@ -15,9 +15,20 @@ public struct BenchResult: Codable, Sendable, Equatable {
     public var latencyMs: [String: Double]?
     /// For a wrapper scenario: its rate divided by the C floor's in the same run.
     public var ratioToFloor: Double?
+    /// For a latency scenario: the offered rate (messages/s) it was paced at.
+    public var offeredRate: Double?
+    /// For a latency scenario: (percentile, ms) points of the HDR histogram, for the percentile curve.
+    public var latencyCurve: [LatencyPoint]?
+    /// For an end-to-end scenario: its p99 divided by the C floor's p99 at the same rate in the same run.
+    public var p99RatioToFloor: Double?
+    /// For a pacing scenario: release time of the last frame minus its due time, in ms.
+    public var driftMs: Double?
     public var note: String?
 
-    enum CodingKeys: String, CodingKey { case scenario, messages, messageBytes, seconds, cpuSeconds, messagesPerSecond, megabytesPerSecond, latencyMs, ratioToFloor, note }
+    enum CodingKeys: String, CodingKey {
+        case scenario, messages, messageBytes, seconds, cpuSeconds, messagesPerSecond, megabytesPerSecond, latencyMs, ratioToFloor
+        case offeredRate, latencyCurve, p99RatioToFloor, driftMs, note
+    }
 
     public init(scenario: String, messages: Int, messageBytes: Int, seconds: Double, cpuSeconds: Double, latencyMs: [String: Double]? = nil, note: String? = nil) {
         self.scenario = scenario; self.messages = messages; self.messageBytes = messageBytes
@@ -33,6 +44,10 @@ public struct BenchResult: Codable, Sendable, Equatable {
         cpuSeconds = try c.decode(Double.self, forKey: .cpuSeconds)
         latencyMs = try c.decodeIfPresent([String: Double].self, forKey: .latencyMs)
         ratioToFloor = try c.decodeIfPresent(Double.self, forKey: .ratioToFloor)
+        offeredRate = try c.decodeIfPresent(Double.self, forKey: .offeredRate)
+        latencyCurve = try c.decodeIfPresent([LatencyPoint].self, forKey: .latencyCurve)
+        p99RatioToFloor = try c.decodeIfPresent(Double.self, forKey: .p99RatioToFloor)
+        driftMs = try c.decodeIfPresent(Double.self, forKey: .driftMs)
         note = try c.decodeIfPresent(String.self, forKey: .note)
     }
 
@@ -47,8 +62,19 @@ public struct BenchResult: Codable, Sendable, Equatable {
         try c.encode(megabytesPerSecond, forKey: .megabytesPerSecond)
         try c.encodeIfPresent(latencyMs, forKey: .latencyMs)
         try c.encodeIfPresent(ratioToFloor, forKey: .ratioToFloor)
+        try c.encodeIfPresent(offeredRate, forKey: .offeredRate)
+        try c.encodeIfPresent(latencyCurve, forKey: .latencyCurve)
+        try c.encodeIfPresent(p99RatioToFloor, forKey: .p99RatioToFloor)
+        try c.encodeIfPresent(driftMs, forKey: .driftMs)
         try c.encodeIfPresent(note, forKey: .note)
     }
+}
+
+/// One point of a latency percentile curve.
+public struct LatencyPoint: Codable, Sendable, Equatable {
+    public var percentile: Double
+    public var ms: Double
+    public init(percentile: Double, ms: Double) { self.percentile = percentile; self.ms = ms }
 }
 
 /// A whole `bench` run: machine facts and results.
@@ -75,7 +101,7 @@ public struct BenchReport: Codable, Sendable {
             rows.append([
                 r.scenario, "\(r.messages)", "\(r.messageBytes)", String(format: "%.3f", r.seconds),
                 String(format: "%.0f", r.messagesPerSecond), String(format: "%.1f", r.megabytesPerSecond),
-                String(format: "%.2f", r.cpuSeconds), r.ratioToFloor.map { String(format: "%.2f×", $0) } ?? "",
+                String(format: "%.2f", r.cpuSeconds), (r.ratioToFloor ?? r.p99RatioToFloor).map { String(format: "%.2f×", $0) } ?? "",
                 ms("p50"), ms("p99"), ms("p99.9"), ms("max"),
             ])
         }
@@ -87,16 +113,28 @@ public struct BenchReport: Codable, Sendable {
         return lines.joined(separator: "\n")
     }
 
-    /// Ratios of this run's rates to `baseline`'s; a scenario more than `tolerance` slower is flagged.
+    /// Ratios against `baseline`, scenario by scenario: throughput rows compare msgs/s (flagged when more
+    /// than `tolerance` slower), latency rows at an offered rate compare p99 (flagged when more than
+    /// `tolerance` higher), pacing rows compare end drift (flagged when it grew by more than 1 ms).
     public func compare(to baseline: BenchReport, tolerance: Double = 0.10) -> (text: String, regressions: [String]) {
         var lines: [String] = ["against baseline \(baseline.date):"]
         var regressions: [String] = []
         for r in results {
-            guard let old = baseline.results.first(where: { $0.scenario == r.scenario }), old.messagesPerSecond > 0 else { continue }
-            let ratio = r.messagesPerSecond / old.messagesPerSecond
-            let flag = ratio < 1 - tolerance ? "  REGRESSION" : ""
-            if !flag.isEmpty { regressions.append(r.scenario) }
-            lines.append("  \(r.scenario): \(String(format: "%.2f", ratio))× (\(String(format: "%.0f", old.messagesPerSecond)) → \(String(format: "%.0f", r.messagesPerSecond)) msgs/s)\(flag)")
+            guard let old = baseline.results.first(where: { $0.scenario == r.scenario }) else { continue }
+            var flag = false
+            if let drift = r.driftMs, let oldDrift = old.driftMs {
+                flag = abs(drift) > abs(oldDrift) + 1
+                lines.append("  \(r.scenario): drift \(String(format: "%+.3f", oldDrift)) → \(String(format: "%+.3f", drift)) ms\(flag ? "  REGRESSION" : "")")
+            } else if r.offeredRate != nil, let p99 = r.latencyMs?["p99"], let oldP99 = old.latencyMs?["p99"], oldP99 > 0 {
+                let ratio = p99 / oldP99
+                flag = ratio > 1 + tolerance
+                lines.append("  \(r.scenario): p99 \(String(format: "%.2f", ratio))× (\(String(format: "%.2f", oldP99)) → \(String(format: "%.2f", p99)) ms)\(flag ? "  REGRESSION" : "")")
+            } else if old.messagesPerSecond > 0 {
+                let ratio = r.messagesPerSecond / old.messagesPerSecond
+                flag = ratio < 1 - tolerance
+                lines.append("  \(r.scenario): \(String(format: "%.2f", ratio))× (\(String(format: "%.0f", old.messagesPerSecond)) → \(String(format: "%.0f", r.messagesPerSecond)) msgs/s)\(flag ? "  REGRESSION" : "")")
+            }
+            if flag { regressions.append(r.scenario) }
         }
         return (lines.joined(separator: "\n"), regressions)
     }

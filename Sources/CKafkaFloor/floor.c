@@ -137,6 +137,7 @@ struct e2e_consumer {
     rd_kafka_t *rk;
     int64_t n, got;
     int64_t *latencies;
+    int64_t last_ns;
     volatile int ready;
 };
 
@@ -146,19 +147,27 @@ static void *e2e_consume(void *arg) {
     while (c->got < c->n && now_s() < deadline) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, 50);
         if (!m) continue;
-        if (!m->err && m->len == sizeof(int64_t)) {
+        if (!m->err && m->len >= sizeof(int64_t)) {
             int64_t sent;
             memcpy(&sent, m->payload, sizeof sent);
             if (sent < 0) c->ready = 1;
-            else c->latencies[c->got++] = now_ns() - sent;
+            else {
+                c->last_ns = now_ns();
+                c->latencies[c->got++] = c->last_ns - sent;
+            }
         }
         rd_kafka_message_destroy(m);
     }
     return NULL;
 }
 
+static void sleep_until_ns(int64_t due) {
+    struct timespec ts = {.tv_sec = due / 1000000000LL, .tv_nsec = due % 1000000000LL};
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) != 0) {}
+}
+
 int cfloor_end_to_end(const char *bootstrap, const char *topic, const char *group, int64_t n, double rate,
-                      int64_t *latencies, char *err, size_t errlen) {
+                      int value_size, int64_t *latencies, double *seconds, char *err, size_t errlen) {
     int64_t failures = 0;
     rd_kafka_t *prod = make_producer(bootstrap, &failures, err, errlen);
     if (!prod) return -1;
@@ -175,19 +184,24 @@ int cfloor_end_to_end(const char *bootstrap, const char *topic, const char *grou
         struct timespec pause = {0, 200000000};
         nanosleep(&pause, NULL);
     }
+    if (value_size < (int)sizeof(int64_t)) value_size = sizeof(int64_t);
+    char *value = calloc(1, (size_t)value_size);
+    memset(value, 'x', (size_t)value_size);
     int64_t start = now_ns();
     double interval = 1e9 / rate;
     char key[32];
     for (int64_t i = 0; i < n; i++) {
-        int64_t due = start + (int64_t)(i * interval);
-        while (now_ns() < due) rd_kafka_poll(prod, 0);
+        sleep_until_ns(start + (int64_t)(i * interval));
         int64_t sent = now_ns();
+        memcpy(value, &sent, sizeof sent);
         int keylen = snprintf(key, sizeof key, "SYM%d", (int)(i % 50));
-        produce_one(prod, rkt, key, keylen, &sent, sizeof sent);
+        produce_one(prod, rkt, key, keylen, value, (size_t)value_size);
         rd_kafka_poll(prod, 0);
     }
+    free(value);
     rd_kafka_flush(prod, 30000);
     pthread_join(thread, NULL);
+    *seconds = (c.last_ns - start) / 1e9;
     rd_kafka_topic_destroy(rkt);
     rd_kafka_destroy(prod);
     rd_kafka_consumer_close(c.rk);

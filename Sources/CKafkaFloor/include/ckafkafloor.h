@@ -15,8 +15,9 @@ int cfloor_produce(const char *bootstrap, const char *topic, int64_t n, int valu
 int cfloor_consume(const char *bootstrap, const char *topic, const char *group, int64_t n,
                    double *seconds, char *err, size_t errlen);
 
-/* Produces n messages whose value is the send time (ns, CLOCK_MONOTONIC) at rate msgs/s, while a
- * consumer in the same process records receive - send latencies (ns) into latencies[0..n). */
+/* Produces n messages of value_size bytes starting with the send time (ns, CLOCK_MONOTONIC), paced at
+ * rate msgs/s by absolute sleeps, while a consumer in the same process records receive - send
+ * latencies (ns) into latencies[0..n); seconds is first send to last receive. */
 int cfloor_end_to_end(const char *bootstrap, const char *topic, const char *group, int64_t n, double rate,
-                      int64_t *latencies, char *err, size_t errlen);
+                      int value_size, int64_t *latencies, double *seconds, char *err, size_t errlen);
 #endif

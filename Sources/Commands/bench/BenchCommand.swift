@@ -12,22 +12,45 @@ struct BenchCommand: AsyncParsableCommand {
         discussion: """
         Starts its own Tansu broker unless --bootstrap-servers (or KAFKA_BOOTSTRAP_SERVERS with \
         --use-env) names one. Build with `swift build -c release` for meaningful numbers.
-        Scenarios: codec, kafka (produce and consume, Swift layer vs C floor), aggregator (from Kafka vs raw consume; window update in-process).
+
+        Scenarios (--scenarios, comma-separated; default all):
+          codec       Finnhub frame and Kafka message encode/decode, in-process
+          kafka       produce and consume at max rate: Swift layer vs librdkafka C API (the floor)
+          aggregator  the aggregator consuming from Kafka vs the raw consume; window update in-process
+          websocket   sim-exchange --rate max → the Feed's WebSocket client
+          replay      replay --dry-run and --speed max into Kafka (vs C floor); pacing at 10× and 100×
+          e2e         trade → producer → Kafka → aggregator at --rates, HDR latency percentiles,
+                      next to the C floor's produce → consume at the same rates
         """)
 
     @Flag(help: "Small counts: finishes in well under a minute.") var quick = false
-    @Option(help: "Messages per Kafka scenario.") var messages: Int?
-    @Option(help: "Trades for the codec scenarios.") var trades: Int?
-    @Option(help: "Comma-separated scenarios to run (codec, kafka, aggregator).") var scenarios: String = "codec,kafka,aggregator"
+    @Option(help: "Messages per Kafka throughput and replay scenario (default 1,000,000; --quick 50,000).") var messages: Int?
+    @Option(help: "Trades for the codec and websocket scenarios (default 2,000,000; --quick 200,000 and 100,000).") var trades: Int?
+    @Option(help: "Comma-separated scenarios: \(BenchOptions.allScenarios.joined(separator: ", ")).") var scenarios: String = BenchOptions.allScenarios.joined(separator: ",")
+    @Option(help: "Offered end-to-end rates, messages/s (default 1k,10k,20k,50k; --quick 1k,20k).") var rates: String?
+    @Option(help: "Seconds of traffic per end-to-end rate (default 10; --quick 1).") var duration: Double?
     @Option(help: "Kafka to use instead of a broker of bench's own.") var bootstrapServers: String?
     @Flag(help: "Read KAFKA_BOOTSTRAP_SERVERS (environment or .env) instead of starting a broker.") var useEnv = false
     @Option(help: "Write the report as JSON to this file.") var json: String?
+    @Option(help: "Write a self-contained HTML report with plots to this file.") var html: String?
     @Option(help: "Compare against an earlier --json report and flag regressions.") var baseline: String?
 
+    func validate() throws {
+        _ = try BenchOptions.parseScenarios(scenarios)
+        if let rates { _ = try BenchOptions.parseRates(rates) }
+        if let duration, !(duration > 0) { throw ValidationError("--duration must be a positive number of seconds") }
+        if let messages, messages < 1 { throw ValidationError("--messages must be at least 1") }
+        if let trades, trades < 10 { throw ValidationError("--trades must be at least 10") }
+    }
+
     func run() async throws {
-        let selected = Set(scenarios.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
-        let unknown = selected.subtracting(["codec", "kafka", "aggregator"])
-        guard unknown.isEmpty else { throw ValidationError("unknown scenario(s): \(unknown.sorted().joined(separator: ", ")); choose from codec, kafka, aggregator") }
+        var options = BenchOptions()
+        options.scenarios = try BenchOptions.parseScenarios(scenarios)
+        options.quick = quick
+        options.messages = messages
+        options.trades = trades
+        options.rates = try rates.map(BenchOptions.parseRates)
+        options.seconds = duration
         var broker: LocalBroker?
         var config: KafkaConfig
         if let bootstrapServers {
@@ -41,10 +64,7 @@ struct BenchCommand: AsyncParsableCommand {
         }
         defer { broker?.stop() }
 
-        var results: [BenchResult] = []
-        if selected.contains("codec") { results += CodecScenarios.run(trades: trades ?? (quick ? 200_000 : 2_000_000)) }
-        if selected.contains("kafka") { results += try await KafkaScenarios(config: config, messages: messages ?? (quick ? 50_000 : 1_000_000)).run() }
-        if selected.contains("aggregator") { results += try await AggregatorScenario(config: config, trades: messages ?? (quick ? 50_000 : 1_000_000)).run() }
+        let results = try await BenchRunner.run(options, config: config) { FileHandle.standardError.write(Data("bench: \($0)\n".utf8)) }
 
         #if DEBUG
         let build = "debug"
@@ -61,6 +81,7 @@ struct BenchCommand: AsyncParsableCommand {
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
             try encoder.encode(report).write(to: URL(fileURLWithPath: json))
         }
+        if let html { try Data(report.html().utf8).write(to: URL(fileURLWithPath: html)) }
         if let baseline {
             let old = try JSONDecoder().decode(BenchReport.self, from: Data(contentsOf: URL(fileURLWithPath: baseline)))
             print(report.compare(to: old).text)

@@ -39,7 +39,8 @@ public enum RebalanceEvent: Sendable, Equatable {
 /// A member of a consumer group over librdkafka.
 ///
 /// Records arrive through ``messages`` (an `AsyncSequence`), fetched ahead by a background
-/// thread at most one batch at a time (backpressure). Offsets are never committed behind the
+/// thread at most one batch at a time (backpressure). A batch is the first record plus whatever
+/// was already fetched behind it (up to `batchSize`): a record is never held back to fill a batch. Offsets are never committed behind the
 /// caller's back: with ``CommitPolicy/storedOffsets`` (the default) a record counts as done once
 /// ``store(_:)`` is called for it, and stored offsets are committed every
 /// `auto.commit.interval.ms`, on revocation and on close; with ``CommitPolicy/manual`` only
@@ -246,8 +247,9 @@ public final class KafkaConsumer: @unchecked Sendable {
         defer { buffer.deallocate() }
         var topicNames: [OpaquePointer: String] = [:]
         while !state.stop.load(ordering: .relaxed) {
-            let n = rd_kafka_consume_batch_queue(queue, 100, buffer, batchSize)
-            guard n > 0 else { continue }
+            guard let first = rd_kafka_consume_queue(queue, 100) else { continue }
+            buffer[0] = first
+            let n = 1 + max(0, rd_kafka_consume_batch_queue(queue, 0, buffer + 1, batchSize - 1))
             var batch: [KafkaMessage] = []
             batch.reserveCapacity(n)
             var fatal: KafkaError?

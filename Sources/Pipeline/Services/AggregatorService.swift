@@ -18,6 +18,9 @@ public final class AggregatorService: Sendable {
         public var metricsTopic = Topics.aggregatedMetrics
         public var alertsTopic = Topics.priceAlerts
         public var liveThreshold: Int64 = 60_000
+        /// Called with each batch once its windows and alerts are handed to the producer
+        /// (`bench` times end-to-end latency here). Runs on the consuming task; keep it short.
+        public var onProcessed: (@Sendable ([(trade: Trade, message: KafkaMessage)]) -> Void)?
         public init() {}
     }
 
@@ -52,6 +55,7 @@ public final class AggregatorService: Sendable {
             }
             try publish(windows, alerts)
             lateTrades.record(late)
+            options.onProcessed?(batch)
         }, onIdle: { [self] in
             let now = Int64(Date().timeIntervalSince1970 * 1000)
             let (windows, alerts) = state.withLock { s -> ([WindowMetrics], [Alert]) in

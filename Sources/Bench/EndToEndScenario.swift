@@ -1,0 +1,196 @@
+import CKafkaFloor
+import Feed
+import Foundation
+import Histogram
+import Logging
+import Pipeline
+import Synchronization
+
+/// Trade → producer → Kafka → aggregator at fixed offered rates, with HDR latency percentiles,
+/// next to the librdkafka C API doing produce → Kafka → consume at the same rate, message size,
+/// keys, partitions and client settings (`cfloor_end_to_end`).
+///
+/// Latency is send time (just before the trade is handed to `TradePublisher`) to the moment the
+/// aggregator has processed the trade's batch and handed its windows to the producer. Both sides
+/// pace by absolute sleeps on `CLOCK_MONOTONIC`, so a late send does not delay the next one.
+public struct EndToEndScenario: Sendable {
+    public var config: KafkaConfig
+    public var rates: [Double]
+    public var seconds: Double
+    public var partitions = 6
+
+    public init(config: KafkaConfig, rates: [Double], seconds: Double) {
+        self.config = config; self.rates = rates; self.seconds = seconds
+    }
+
+    public func run() async throws -> [BenchResult] {
+        var results: [BenchResult] = []
+        for rate in rates {
+            let n = max(100, Int(rate * seconds))
+            let floor = try cFloor(rate: rate, n: n)
+            var swift = try await swiftLayer(rate: rate, n: n)
+            if let c = floor.latencyMs?["p99"], let s = swift.latencyMs?["p99"], c > 0 { swift.p99RatioToFloor = s / c }
+            results += [floor, swift]
+        }
+        return results
+    }
+
+    static func label(_ rate: Double) -> String { rate >= 1000 ? "\(Int(rate / 1000))k/s" : "\(Int(rate))/s" }
+
+    static var messageBytes: Int {
+        TradeMessage.encode(Trade(symbol: "SYM42", price: 100.25, timestamp: 1_700_000_000_000, volume: 12_345, conditions: ["1"])).count
+    }
+
+    private func topic(_ kind: String) throws -> String {
+        let name = "bench-e2e-\(kind)-\(UInt32.random(in: 0...UInt32.max))"
+        try KafkaAdmin(config: config).ensureTopics([TopicSpec(name: name, partitions: partitions)])
+        return name
+    }
+
+    func cFloor(rate: Double, n: Int) throws -> BenchResult {
+        let topic = try topic("c")
+        var latencies = [Int64](repeating: 0, count: n)
+        var err = [CChar](repeating: 0, count: 512)
+        var seconds = 0.0
+        let timing = try measure {
+            let rc = latencies.withUnsafeMutableBufferPointer { buf in
+                cfloor_end_to_end(config.bootstrapServers, topic, "bench-e2e-c-\(UInt32.random(in: 0...UInt32.max))", Int64(n), rate,
+                                  Int32(Self.messageBytes), buf.baseAddress, &seconds, &err, err.count)
+            }
+            if rc != 0 {
+                throw KafkaScenarios.Failure(description: "C end-to-end: \(String(decoding: err.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))")
+            }
+        }
+        var histogram = Self.histogram()
+        for l in latencies { _ = histogram.record(UInt64(max(l, 0))) }
+        return Self.result("end-to-end @ \(Self.label(rate)) (C floor)", rate: rate, n: n, seconds: seconds, cpu: timing.cpu, histogram: histogram,
+                           note: "librdkafka C API: produce → Kafka → consume in one process")
+    }
+
+    func swiftLayer(rate: Double, n: Int) async throws -> BenchResult {
+        let topic = try topic("swift")
+        try KafkaAdmin(config: config).ensureTopics([
+            TopicSpec(name: Topics.aggregatedMetrics, partitions: 3), TopicSpec(name: Topics.priceAlerts, partitions: 2),
+        ])
+        let sent = SendTimes(count: n)
+        let received = Mutex((histogram: Self.histogram(), count: 0, ready: false, lastNs: Int64(0)))
+        var options = ConsumerService.Options(groupID: "bench-e2e-swift-\(UInt32.random(in: 0...UInt32.max))")
+        options.topic = topic
+        var aggregatorOptions = AggregatorService.Options()
+        aggregatorOptions.onProcessed = { batch in
+            let now = monotonicNanoseconds()
+            received.withLock { r in
+                for (trade, _) in batch {
+                    let id = Int(trade.volume) - 1
+                    guard id >= 0, id < sent.count else { r.ready = true; continue }
+                    _ = r.histogram.record(UInt64(max(0, now - sent[id])))
+                    r.count += 1
+                    r.lastNs = now
+                }
+            }
+        }
+        var logger = Logger(label: "bench")
+        logger.logLevel = .error
+        let aggregator = try AggregatorService(service: try ConsumerService(config: config, options: options, logger: logger), options: aggregatorOptions)
+        let running = Task { try await aggregator.run() }
+        defer { running.cancel() }
+        let publisher = TradePublisher(producer: try KafkaProducer(config: config), topic: topic, source: "bench")
+        let symbols = (0..<50).map { "SYM\($0)" }
+        let deadline = ContinuousClock.now + .seconds(60)
+        while !received.withLock({ $0.ready }) {
+            guard ContinuousClock.now < deadline else { throw KafkaScenarios.Failure(description: "end-to-end: the aggregator never received the warm-up trades") }
+            try publisher.publish([Trade(symbol: "warmup", price: 1, timestamp: Self.nowMs(), volume: 0, conditions: ["1"])])
+            try publisher.flush()
+            try await Task.sleep(for: .milliseconds(200))
+        }
+
+        let cpu0 = processCPUSeconds()
+        let wall0 = monotonicNanoseconds()
+        try await Self.paced(n: n, rate: rate) { i in
+            let trade = Trade(symbol: symbols[i % 50], price: 100 + Double(i % 997) / 100, timestamp: Self.nowMs(), volume: Double(i + 1), conditions: ["1"])
+            sent[i] = monotonicNanoseconds()
+            try publisher.publish([trade])
+        }
+        try publisher.flush(timeout: .seconds(60))
+        let doneBy = ContinuousClock.now + .seconds(60)
+        while received.withLock({ $0.count }) < n, ContinuousClock.now < doneBy { try await Task.sleep(for: .milliseconds(5)) }
+        let seconds = Double(received.withLock { $0.lastNs } - wall0) / 1e9
+        let cpu = processCPUSeconds() - cpu0
+        aggregator.service.consumer.finish()
+        try? await running.value
+        try publisher.producer.close()
+        let (histogram, count) = received.withLock { ($0.histogram, $0.count) }
+        guard count == n else { throw KafkaScenarios.Failure(description: "end-to-end: the aggregator processed \(count) of \(n) trades within 60 s") }
+        return Self.result("end-to-end @ \(Self.label(rate)) (trade → aggregator)", rate: rate, n: n, seconds: seconds, cpu: cpu, histogram: histogram,
+                           note: "TradePublisher → Kafka → AggregatorService; vs C = p99 ratio")
+    }
+
+    /// Calls `body(i)` for i in 0..<n at `rate` per second on a dedicated thread, each call due at
+    /// start + i/rate (absolute sleeps, no drift); rethrows the first error.
+    static func paced(n: Int, rate: Double, _ body: @escaping @Sendable (Int) throws -> Void) async throws {
+        try await withCheckedThrowingContinuation { (done: CheckedContinuation<Void, any Error>) in
+            let thread = Thread {
+                let start = monotonicNanoseconds()
+                let interval = 1e9 / rate
+                do {
+                    for i in 0..<n {
+                        sleepUntil(start + Int64(Double(i) * interval))
+                        try body(i)
+                    }
+                    done.resume()
+                } catch { done.resume(throwing: error) }
+            }
+            thread.stackSize = 1 << 20
+            thread.start()
+        }
+    }
+
+    static func nowMs() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
+
+    static func histogram() -> Histogram<UInt64> {
+        Histogram<UInt64>(lowestDiscernibleValue: 1_000, highestTrackableValue: 600_000_000_000, numberOfSignificantValueDigits: .three)
+    }
+
+    static let curvePercentiles: [Double] = [0, 50, 75, 90, 95, 99, 99.5, 99.9, 99.95, 99.99, 100]
+
+    static func result(_ name: String, rate: Double, n: Int, seconds: Double, cpu: Double, histogram h: Histogram<UInt64>, note: String) -> BenchResult {
+        func ms(_ v: UInt64) -> Double { Double(v) / 1e6 }
+        var r = BenchResult(scenario: name, messages: n, messageBytes: messageBytes, seconds: seconds, cpuSeconds: cpu,
+                            latencyMs: ["p50": ms(h.valueAtPercentile(50)), "p90": ms(h.valueAtPercentile(90)), "p99": ms(h.valueAtPercentile(99)),
+                                        "p99.9": ms(h.valueAtPercentile(99.9)), "max": ms(h.max)],
+                            note: note)
+        r.offeredRate = rate
+        r.latencyCurve = curvePercentiles.map { p in LatencyPoint(percentile: p, ms: ms(p >= 100 ? h.max : h.valueAtPercentile(p))) }
+        return r
+    }
+}
+
+/// Send times written by the pacing thread and read by the consumer after Kafka delivered the
+/// message (the produce → fetch round trip orders the write before the read).
+final class SendTimes: @unchecked Sendable {
+    let count: Int
+    private let storage: UnsafeMutablePointer<Int64>
+    init(count: Int) {
+        self.count = count
+        storage = .allocate(capacity: count)
+        storage.initialize(repeating: 0, count: count)
+    }
+    deinit { storage.deallocate() }
+    subscript(i: Int) -> Int64 {
+        get { storage[i] }
+        set { storage[i] = newValue }
+    }
+}
+
+/// `CLOCK_MONOTONIC` in nanoseconds (the clock the C floor uses).
+func monotonicNanoseconds() -> Int64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
+}
+
+/// Sleeps until `CLOCK_MONOTONIC` reaches `ns` (absolute, so lateness never accumulates).
+func sleepUntil(_ ns: Int64) {
+    var ts = timespec(tv_sec: Int(ns / 1_000_000_000), tv_nsec: Int(ns % 1_000_000_000))
+    while clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nil) != 0 {}
+}

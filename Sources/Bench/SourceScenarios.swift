@@ -1,0 +1,149 @@
+import CKafkaFloor
+import Feed
+import Foundation
+import Logging
+import Pipeline
+import Replay
+import SimExchange
+
+/// `sim-exchange --rate max` → the Feed's WebSocket client, over a real socket in this process.
+public struct WebSocketScenario: Sendable {
+    public var trades: Int
+    public init(trades: Int) { self.trades = trades }
+
+    public func run() async throws -> [BenchResult] {
+        var config = SimExchangeConfig()
+        config.port = 0
+        config.setMaxRate()
+        var quiet = Logger(label: "bench")
+        quiet.logLevel = .error
+        let server = SimExchangeServer(config: config, logger: quiet)
+        let port = try await server.start()
+        let feed = WebSocketFeed(url: "ws://127.0.0.1:\(port)", symbols: WebSocketFeed.defaultSymbols, logger: quiet)
+        let running = Task { try await feed.run() }
+        var count = 0, frames = 0, bytes = 0, sampled = 0
+        var first: Int64?
+        var cpu0 = 0.0
+        for await event in feed.events {
+            guard case .trades(let t) = event else { continue }
+            if first == nil {
+                first = monotonicNanoseconds()
+                cpu0 = processCPUSeconds()
+                continue
+            }
+            count += t.count
+            frames += 1
+            if frames <= 100 { bytes += FinnhubCodec.encodeTrades(t).utf8.count; sampled += t.count }
+            if count >= trades { break }
+        }
+        let seconds = Double(monotonicNanoseconds() - (first ?? monotonicNanoseconds())) / 1e9
+        let cpu = processCPUSeconds() - cpu0
+        await feed.stop()
+        running.cancel()
+        await server.stop()
+        let perTrade = bytes / max(sampled, 1)
+        return [BenchResult(scenario: "sim-exchange → WebSocket client", messages: count, messageBytes: perTrade, seconds: seconds, cpuSeconds: cpu,
+                            note: String(format: "%.0f trades per frame; server and client in this process", Double(count) / Double(max(frames, 1))))]
+    }
+}
+
+/// Replay of a synthetic recording: `--speed max` into Kafka against the C floor's produce of the
+/// same count, size and keys in the same run; `--dry-run --speed max` to /dev/null; and pacing
+/// accuracy at 10× and 100×.
+public struct ReplayScenarios: Sendable {
+    public var config: KafkaConfig?
+    public var trades: Int
+    /// Length of the recording used for the pacing runs, in recorded seconds.
+    public var pacingSpan: Double
+    public var symbols = (0..<20).map { "BINANCE:SYM\($0)USDT" }
+    public var tradesPerFrame = 20
+    public var partitions = 6
+
+    public init(config: KafkaConfig?, trades: Int, pacingSpan: Double) {
+        self.config = config; self.trades = trades; self.pacingSpan = pacingSpan
+    }
+
+    /// Writes a recording of `trades` trades, `tradesPerFrame` per frame, frames `frameGapNs` apart.
+    func makeRecording(trades: Int, frameGapNs: Int64) throws -> String {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("bench-\(UInt32.random(in: 0...UInt32.max)).jsonl").path
+        let start: Int64 = 1_764_000_000_000_000_000
+        let writer = try RecordingWriter(path: path, header: RecordingHeader(source: "bench", symbols: symbols, startNs: start, createdBy: "bench"))
+        var i = 0, frame: Int64 = 0
+        var batch: [Trade] = []
+        while i < trades {
+            batch.removeAll(keepingCapacity: true)
+            for _ in 0..<min(tradesPerFrame, trades - i) {
+                batch.append(Trade(symbol: symbols[i % symbols.count], price: 30_000 + Double(i % 10_007) / 100, timestamp: start / 1_000_000 + Int64(i),
+                                   volume: Double(1 + i % 997) / 1000, conditions: nil))
+                i += 1
+            }
+            try writer.append(recvNs: start + frame * frameGapNs, frame: FinnhubCodec.encodeTrades(batch))
+            frame += 1
+        }
+        try writer.close()
+        return path
+    }
+
+    public func run(includeKafka: Bool) async throws -> [BenchResult] {
+        let path = try makeRecording(trades: trades, frameGapNs: 10_000_000)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let bytes = TradeMessage.encode(Trade(symbol: symbols[0], price: 30_000.25, timestamp: 1_764_000_000_000, volume: 0.123, conditions: nil)).count
+        var results: [BenchResult] = []
+
+        let devNull = open("/dev/null", O_WRONLY)
+        let out = TradeLineWriter(fd: devNull)
+        let dry = try await timed { try await ReplaySession(path: path, options: ReplayOptions(speed: .max)).run { out.write($0) } }
+        out.flush()
+        results.append(BenchResult(scenario: "replay --dry-run --speed max", messages: dry.summary.trades, messageBytes: bytes, seconds: dry.seconds, cpuSeconds: dry.cpu,
+                                   note: "decode the recording and write each trade's JSON line to /dev/null"))
+
+        if includeKafka, let config {
+            let cTopic = "bench-replay-c-\(UInt32.random(in: 0...UInt32.max))"
+            let topic = "bench-replay-\(UInt32.random(in: 0...UInt32.max))"
+            try KafkaAdmin(config: config).ensureTopics([TopicSpec(name: cTopic, partitions: partitions), TopicSpec(name: topic, partitions: partitions)])
+            var err = [CChar](repeating: 0, count: 512)
+            var cSeconds = 0.0
+            let c = try measure {
+                if cfloor_produce(config.bootstrapServers, cTopic, Int64(trades), Int32(bytes), Int32(symbols.count), &cSeconds, &err, err.count) != 0 {
+                    throw KafkaScenarios.Failure(description: "C produce: \(String(decoding: err.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))")
+                }
+            }
+            let floor = BenchResult(scenario: "produce for replay (C floor)", messages: trades, messageBytes: bytes, seconds: cSeconds, cpuSeconds: c.cpu,
+                                    note: "\(symbols.count) keys, \(partitions) partitions, no headers")
+            let publisher = TradePublisher(producer: try KafkaProducer(config: config), topic: topic, source: "replay:bench")
+            let replay = try await timed {
+                let s = try await ReplaySession(path: path, options: ReplayOptions(speed: .max)).run { try publisher.publish($0) }
+                try publisher.flush(timeout: .seconds(120))
+                return s
+            }
+            try publisher.producer.close()
+            var r = BenchResult(scenario: "replay --speed max → Kafka", messages: replay.summary.trades, messageBytes: bytes, seconds: replay.seconds, cpuSeconds: replay.cpu,
+                                note: "read, decode, publish with headers source and ingest_time, until every trade is acknowledged")
+            r.ratioToFloor = r.messagesPerSecond / floor.messagesPerSecond
+            results += [floor, r]
+        }
+
+        let framesPerSecond = 100.0
+        let pacingTrades = max(tradesPerFrame, Int(pacingSpan * framesPerSecond) * tradesPerFrame)
+        let pacingPath = try makeRecording(trades: pacingTrades, frameGapNs: Int64(1e9 / framesPerSecond))
+        defer { try? FileManager.default.removeItem(atPath: pacingPath) }
+        for factor in [10.0, 100.0] {
+            let paced = try await timed { try await ReplaySession(path: pacingPath, options: ReplayOptions(speed: .factor(factor))).run { _ in } }
+            var r = BenchResult(scenario: "replay pacing \(Int(factor))×", messages: paced.summary.trades, messageBytes: bytes, seconds: paced.seconds, cpuSeconds: paced.cpu,
+                                note: String(format: "%.1f s recorded at %.0f frames/s: schedule %.3f s, end drift %+.3f ms, max lag %.3f ms",
+                                             pacingSpan, framesPerSecond, Double(paced.summary.scheduledNs ?? 0) / 1e9,
+                                             Double(paced.summary.driftNs) / 1e6, Double(paced.summary.maxLagNs) / 1e6))
+            r.driftMs = Double(paced.summary.driftNs) / 1e6
+            r.latencyMs = ["max": Double(paced.summary.maxLagNs) / 1e6]
+            results.append(r)
+        }
+        return results
+    }
+
+    private func timed(_ body: () async throws -> ReplaySummary) async throws -> (summary: ReplaySummary, seconds: Double, cpu: Double) {
+        let cpu0 = processCPUSeconds()
+        let t0 = monotonicNanoseconds()
+        let summary = try await body()
+        return (summary, Double(monotonicNanoseconds() - t0) / 1e9, processCPUSeconds() - cpu0)
+    }
+}

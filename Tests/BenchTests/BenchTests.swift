@@ -1,0 +1,107 @@
+import Bench
+import Foundation
+import Pipeline
+import Testing
+import TestSupport
+
+/// The `bench` executable built next to the tests.
+func benchBinary() -> String? {
+    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+    return [".build/debug/bench", ".build/release/bench"].map { root + "/" + $0 }.first { FileManager.default.isExecutableFile(atPath: $0) }
+}
+
+@Suite("bench --quick report", .serialized)
+struct BenchReportTests {
+    static let expected = [
+        "finnhub frame decode (trades)", "finnhub frame encode (trades)", "kafka value encode", "kafka value decode+validate",
+        "produce (C floor)", "produce (Swift layer)", "consume (C floor)", "consume (Swift layer)",
+        "consume trades (Swift layer)", "aggregator from Kafka", "window update in-process",
+        "sim-exchange → WebSocket client",
+        "replay --dry-run --speed max", "produce for replay (C floor)", "replay --speed max → Kafka", "replay pacing 10×", "replay pacing 100×",
+        "end-to-end @ 1k/s (C floor)", "end-to-end @ 1k/s (trade → aggregator)", "end-to-end @ 20k/s (C floor)", "end-to-end @ 20k/s (trade → aggregator)",
+    ]
+
+    /// Runs the real executable the way a user does and checks every row of its JSON and HTML.
+    @Test func benchQuickReportsEveryScenarioWithSaneNumbersAsTableJSONAndHTML() async throws {
+        guard let binary = benchBinary() else {
+            Issue.record("the bench executable is not built; run swift build --build-tests")
+            return
+        }
+        let config = try TestBroker.config()
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent(TestBroker.unique("bench")).path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: binary)
+        p.arguments = ["--quick", "--bootstrap-servers", config.bootstrapServers, "--messages", "5000", "--trades", "20000",
+                       "--duration", "0.5", "--json", dir + "/r.json", "--html", dir + "/r.html"]
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        let table = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 0, "\(table)")
+
+        let report = try JSONDecoder().decode(BenchReport.self, from: Data(contentsOf: URL(fileURLWithPath: dir + "/r.json")))
+        #expect(report.results.map(\.scenario) == Self.expected)
+        #expect(report.librdkafka == KafkaAdmin.librdkafkaVersion && report.cores > 0 && report.memoryGB > 0)
+        #expect(table.contains("librdkafka \(KafkaAdmin.librdkafkaVersion)"))
+        for r in report.results {
+            #expect(table.contains(r.scenario))
+            #expect(r.messages > 0 && r.messageBytes > 0, "\(r.scenario)")
+            #expect(r.seconds > 0 && r.seconds.isFinite, "\(r.scenario)")
+            #expect(r.messagesPerSecond > 0 && r.megabytesPerSecond > 0 && r.messagesPerSecond.isFinite, "\(r.scenario)")
+            #expect(r.cpuSeconds >= 0 && r.cpuSeconds.isFinite, "\(r.scenario)")
+        }
+        for r in report.results where r.scenario.contains("Swift layer") && !r.scenario.hasPrefix("consume trades") || r.scenario.hasPrefix("replay --speed max") {
+            #expect((r.ratioToFloor ?? 0) > 0, "\(r.scenario) has no ratio to the C floor")
+        }
+        #expect(report.results.first { $0.scenario == "consume (Swift layer)" }?.messages == 5_000)
+        #expect(report.results.first { $0.scenario == "replay --speed max → Kafka" }?.messages == 5_000)
+
+        let e2e = report.results.filter { $0.scenario.hasPrefix("end-to-end") }
+        #expect(e2e.count == 4)
+        for r in e2e {
+            #expect(r.messages == Int(r.offeredRate! * 0.5), "\(r.scenario): every paced message arrives")
+            let l = try #require(r.latencyMs, "\(r.scenario)")
+            let ordered = ["p50", "p90", "p99", "p99.9", "max"].map { l[$0] ?? -1 }
+            #expect(ordered.allSatisfy { $0 > 0 && $0.isFinite } && ordered == ordered.sorted(), "\(r.scenario): \(ordered)")
+            let curve = try #require(r.latencyCurve)
+            #expect(curve.map(\.percentile) == curve.map(\.percentile).sorted() && curve.map(\.ms) == curve.map(\.ms).sorted())
+            #expect(curve.last?.ms == l["max"])
+        }
+        for r in e2e where !r.scenario.contains("C floor") { #expect((r.p99RatioToFloor ?? 0) > 0, "\(r.scenario)") }
+        for factor in ["10×", "100×"] {
+            let r = try #require(report.results.first { $0.scenario == "replay pacing \(factor)" })
+            #expect(r.driftMs?.isFinite == true && (r.latencyMs?["max"] ?? -1) >= 0)
+        }
+
+        let html = try String(contentsOfFile: dir + "/r.html", encoding: .utf8)
+        #expect(html.hasPrefix("<!DOCTYPE html>") && html.contains("</html>"))
+        #expect(!html.contains("<script") && !html.contains("src=") && !html.contains("<link"), "self-contained")
+        #expect(html.components(separatedBy: "<svg").count - 1 == 2)
+        #expect(html.components(separatedBy: "<polyline").count - 1 == e2e.count, "one latency curve per end-to-end run")
+        for r in report.results { #expect(html.contains(r.scenario.replacingOccurrences(of: ">", with: "&gt;"))) }
+    }
+
+    @Test func baselineComparisonFlagsSlowerThroughputHigherP99AndWorseDrift() throws {
+        var fast = BenchResult(scenario: "produce (Swift layer)", messages: 1000, messageBytes: 100, seconds: 1, cpuSeconds: 1)
+        var latency = BenchResult(scenario: "end-to-end @ 20k/s (trade → aggregator)", messages: 1000, messageBytes: 90, seconds: 1, cpuSeconds: 1,
+                                  latencyMs: ["p99": 10])
+        latency.offeredRate = 20_000
+        var pacing = BenchResult(scenario: "replay pacing 10×", messages: 100, messageBytes: 90, seconds: 1, cpuSeconds: 0)
+        pacing.driftMs = 0.05
+        let old = BenchReport(date: "old", cores: 2, memoryGB: 24, librdkafka: "2.16.0", broker: "Tansu", build: "release", results: [fast, latency, pacing])
+        #expect(old.compare(to: old).regressions.isEmpty)
+        fast.seconds = 2
+        latency.latencyMs = ["p99": 12]
+        pacing.driftMs = 2.5
+        let new = BenchReport(date: "new", cores: 2, memoryGB: 24, librdkafka: "2.16.0", broker: "Tansu", build: "release", results: [fast, latency, pacing])
+        let comparison = new.compare(to: old)
+        #expect(comparison.regressions == [fast.scenario, latency.scenario, pacing.scenario])
+        #expect(comparison.text.contains("0.50×") && comparison.text.contains("p99 1.20×"))
+        let decoded = try JSONDecoder().decode(BenchReport.self, from: JSONEncoder().encode(new))
+        #expect(decoded.results == new.results)
+    }
+}
