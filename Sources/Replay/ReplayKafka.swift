@@ -6,13 +6,13 @@ public enum ReplayKafka {
     /// Checks that a broker answers (`KafkaAdmin.topics`), creates the pipeline topics when asked, and returns a
     /// publisher to `topic` whose `source` header is `replay:<fileName>`.
     public static func connect(config: KafkaConfig, fileName: String, topic: String = Topics.rawMarketData,
-                               ensureTopics: Bool = true, timeout: Duration = .seconds(5)) throws(ReplayFailure) -> TradePublisher {
+                               ensureTopics: Bool = true, headers: Bool = true, timeout: Duration = .seconds(5)) throws(ReplayFailure) -> TradePublisher {
         do {
             let admin = try KafkaAdmin(config: config)
             _ = try admin.topics(timeout: timeout)
             if ensureTopics { try admin.ensureTopics(timeout: timeout + .seconds(10)) }
             let producer = try KafkaProducer(config: config)
-            return TradePublisher(producer: producer, topic: topic, source: "replay:" + fileName)
+            return TradePublisher(producer: producer, topic: topic, source: "replay:" + fileName, headers: headers)
         } catch {
             throw ReplayFailure(oneLine(error))
         }

@@ -1,3 +1,4 @@
+import Synchronization
 import Feed
 import Foundation
 #if canImport(Glibc)
@@ -270,33 +271,91 @@ public enum ReplayTime {
     }
 }
 
-/// Writes trades as JSON lines (the Kafka message value, ``TradeMessage``) to a C stream through one reused
-/// buffer: no per-trade allocation.
+/// Writes trades as JSON lines (the Kafka message value, ``TradeMessage``) to a file descriptor, in order.
+///
+/// `write` only collects trades; a background thread encodes and writes them in chunks, so decoding
+/// (the caller) and encoding run on two cores. At most `maxPendingChunks` chunks wait; `write` blocks
+/// beyond that. `flush()` returns once everything written so far has reached the descriptor.
 public final class TradeLineWriter {
-    private var buffer: [UInt8] = []
-    private let stream: UnsafeMutablePointer<FILE>
-    private static let limit = 1 << 16
+    private let worker: Worker
+    private let chunkSize: Int
+    private var chunk: [Trade] = []
 
     /// Writes to file descriptor `fd` (default: standard output) through its own `FILE` stream.
-    public init(fd: Int32 = 1) {
-        stream = fdopen(fd, "w")!
-        buffer.reserveCapacity(Self.limit + 4096)
+    public init(fd: Int32 = 1, chunkSize: Int = 4096, maxPendingChunks: Int = 4) {
+        worker = Worker(stream: fdopen(fd, "w")!, maxPendingChunks: maxPendingChunks)
+        self.chunkSize = chunkSize
+        chunk.reserveCapacity(chunkSize)
+        let worker = worker
+        let thread = Thread { worker.drainLoop() }
+        thread.name = "trade-line-writer"
+        thread.start()
     }
 
     public func write(_ trades: [Trade]) {
-        for t in trades {
-            TradeMessage.encode(t, into: &buffer)
-            buffer.append(0x0A)
-        }
-        if buffer.count >= Self.limit { flush() }
+        chunk.append(contentsOf: trades)
+        if chunk.count >= chunkSize { handOff() }
     }
 
     public func flush() {
-        guard !buffer.isEmpty else { return }
-        buffer.withUnsafeBytes { _ = fwrite($0.baseAddress, 1, $0.count, stream) }
-        buffer.removeAll(keepingCapacity: true)
-        fflush(stream)
+        if !chunk.isEmpty { handOff() }
+        worker.put([])
+        worker.drained.wait()
     }
 
-    deinit { flush() }
+    private func handOff() {
+        worker.put(chunk)
+        chunk = []
+        chunk.reserveCapacity(chunkSize)
+    }
+
+    deinit {
+        flush()
+        worker.put(nil)
+        worker.finished.wait()
+    }
+
+    /// The encoding thread's side: chunks in order; `[]` means flush, `nil` means stop.
+    private final class Worker: @unchecked Sendable {
+        let stream: UnsafeMutablePointer<FILE>
+        let queue = Mutex<[[Trade]?]>([])
+        let items = DispatchSemaphore(value: 0)
+        let space: DispatchSemaphore
+        let drained = DispatchSemaphore(value: 0)
+        let finished = DispatchSemaphore(value: 0)
+
+        init(stream: UnsafeMutablePointer<FILE>, maxPendingChunks: Int) {
+            self.stream = stream
+            space = DispatchSemaphore(value: maxPendingChunks)
+        }
+
+        func put(_ chunk: [Trade]?) {
+            space.wait()
+            queue.withLock { $0.append(chunk) }
+            items.signal()
+        }
+
+        func drainLoop() {
+            var buffer: [UInt8] = []
+            buffer.reserveCapacity(1 << 20)
+            while true {
+                items.wait()
+                let next = queue.withLock { $0.removeFirst() }
+                space.signal()
+                guard let next else { break }
+                if next.isEmpty {
+                    fflush(stream)
+                    drained.signal()
+                    continue
+                }
+                for t in next {
+                    TradeMessage.encode(t, into: &buffer)
+                    buffer.append(0x0A)
+                }
+                buffer.withUnsafeBytes { _ = fwrite($0.baseAddress, 1, $0.count, stream) }
+                buffer.removeAll(keepingCapacity: true)
+            }
+            finished.signal()
+        }
+    }
 }

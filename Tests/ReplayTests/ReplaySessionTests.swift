@@ -144,6 +144,42 @@ func capture(port: Int, symbols: [String], seconds: Double, to path: String) asy
         #expect(text == trades.map { String(decoding: TradeMessage.encode($0), as: UTF8.self) + "\n" }.joined())
     }
 
+    @Test func dryRunWriterKeepsOrderAcrossManyChunksAndFlushes() throws {
+        let dir = tempDir()
+        let fd = open(dir + "/many.jsonl", O_WRONLY | O_CREAT, 0o644)
+        let trades = (0..<25_000).map { (i: Int) -> Trade in
+            let price: Double = 1 + Double(i) / 100
+            return Trade(symbol: "S\(i % 7)", price: price, timestamp: Int64(i + 1), volume: Double(i % 13))
+        }
+        let w = TradeLineWriter(fd: fd, chunkSize: 1000, maxPendingChunks: 2)
+        for i in stride(from: 0, to: trades.count, by: 37) { w.write(Array(trades[i..<min(i + 37, trades.count)])) }
+        w.flush()
+        let lines = try String(contentsOfFile: dir + "/many.jsonl", encoding: .utf8).split(separator: "\n")
+        #expect(lines.count == trades.count, "flush returns once every trade is written")
+        #expect(lines.map { String($0) } == trades.map { String(decoding: TradeMessage.encode($0), as: UTF8.self) })
+    }
+
+    @Test func publishingWithoutHeadersSendsTheSameMessagesWithNoHeaders() async throws {
+        let path = tempDir() + "/nh.jsonl"
+        try makeRecording(path, count: 200, stepNs: 1_000_000)
+        let kafka = try TestBroker.config()
+        let topic = TestBroker.unique("replay-nh")
+        try KafkaAdmin(config: kafka).ensureTopics([TopicSpec(name: topic, partitions: 1)])
+        let session = ReplaySession(path: path, options: ReplayOptions(speed: .max))
+        for headers in [true, false] {
+            let publisher = try ReplayKafka.connect(config: kafka, fileName: session.fileName, topic: topic, ensureTopics: false, headers: headers)
+            _ = try await session.run { try publisher.publish($0) }
+            try publisher.flush()
+        }
+        let consumer = try KafkaConsumer(config: kafka, groupID: TestBroker.unique("g"), topics: [topic])
+        defer { consumer.close() }
+        let messages = try await collect(consumer, count: 400, timeout: .seconds(60)).sorted { $0.offset < $1.offset }
+        #expect(messages.count == 400)
+        #expect(messages[..<200].allSatisfy { $0.headers.map(\.key) == ["source", "ingest_time"] })
+        #expect(messages[200...].allSatisfy { $0.headers.isEmpty })
+        #expect(messages[..<200].map(\.value) == messages[200...].map(\.value))
+    }
+
     @Test func importedRecordingReplaysLikeACapturedOne() async throws {
         let dir = tempDir()
         let csv = dir + "/t.csv"

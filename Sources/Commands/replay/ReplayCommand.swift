@@ -97,6 +97,7 @@ struct Play: AsyncParsableCommand {
     @Option(name: .customShort("X"), help: "librdkafka property key=value (repeatable).") var properties: [String] = []
     @Option(help: "Create the pipeline topics when missing.") var ensureTopics = true
     @Option(help: "Kafka topic.") var topic = Topics.rawMarketData
+    @Flag(help: "Publish without the source and ingest_time headers (faster; see docs/BENCH.md).") var noHeaders = false
     @Flag(help: "No progress output.") var quiet = false
 
     func run() async throws {
@@ -110,7 +111,7 @@ struct Play: AsyncParsableCommand {
             var config = KafkaConfig.from(settings: Settings.load())
             if let bootstrapServers { config.bootstrapServers = bootstrapServers }
             for p in properties { do { try config.set(p) } catch { throw fail("-X \(p): \(error.message)") } }
-            do { publisher = try ReplayKafka.connect(config: config, fileName: session.fileName, topic: topic, ensureTopics: ensureTopics) } catch {
+            do { publisher = try ReplayKafka.connect(config: config, fileName: session.fileName, topic: topic, ensureTopics: ensureTopics, headers: !noHeaders) } catch {
                 throw fail(error.description)
             }
         }
@@ -119,13 +120,17 @@ struct Play: AsyncParsableCommand {
         if quiet { reporter = nil } else { reporter = { @Sendable p in Play.report(p, tty: tty) } }
         let pub = publisher
         let dry = dryRun
+        let maxSpeed = opts.speed == .max
         let result: Result<ReplaySummary, any Error>
         do {
             result = .success(try await runCancellableOnSignal {
                 let out = dry ? TradeLineWriter() : nil
                 defer { out?.flush() }
                 return try await session.run(onProgress: reporter) { trades in
-                    if let out { out.write(trades) } else { try pub!.publish(trades) }
+                    if let out {
+                        out.write(trades)
+                        if !maxSpeed { out.flush() }
+                    } else { try pub!.publish(trades) }
                 }
             })
         } catch { result = .failure(error) }

@@ -93,7 +93,7 @@ public final class KafkaProducer: @unchecked Sendable {
             guard let message, let opaque else { return }
             let state = Unmanaged<State>.fromOpaque(opaque).takeUnretainedValue()
             let m = message.pointee
-            let topic = m.rkt.map { String(cString: rd_kafka_topic_name($0)) } ?? "?"
+            var topic: String { m.rkt.map { String(cString: rd_kafka_topic_name($0)) } ?? "?" }
             if let priv = m._private {
                 let box = Unmanaged<DeliveryBox>.fromOpaque(priv).takeRetainedValue()
                 if m.err == RD_KAFKA_RESP_ERR_NO_ERROR {
