@@ -126,6 +126,13 @@ struct JSONScanner {
     mutating func readKey<K>(_ classify: (UnsafeRawBufferPointer) -> K) throws(JSONScanError) -> K {
         guard peek() == UInt8(ascii: "\"") else { throw unexpected("a string key") }
         let start = pos + 1
+        if start + 2 < bytes.count, bytes[start + 1] == UInt8(ascii: "\""), bytes[start + 2] == UInt8(ascii: ":") {
+            let c = bytes[start]
+            if c >= 0x20, c < 0x80, c != UInt8(ascii: "\\"), c != UInt8(ascii: "\"") {
+                pos = start + 3
+                return classify(UnsafeRawBufferPointer(rebasing: bytes[start..<start + 1]))
+            }
+        }
         var i = start
         var key: K
         while true {

@@ -348,7 +348,7 @@ public final class RecordingReader {
                 try skip(RecordingError(.malformedLine, path: path, line: lineNo, e.message))
             case .success(let (ns, fs, fe)):
                 let bytes = UnsafeBufferPointer(start: p + fs, count: fe - fs)
-                if checkUTF8, String(validating: bytes, as: UTF8.self) == nil {
+                if checkUTF8, !Self.isValidUTF8(bytes) {
                     try skip(RecordingError(.invalidUTF8, path: path, line: lineNo, "frame is not valid UTF-8")); continue
                 }
                 guard ns >= lastNs else {
@@ -360,6 +360,21 @@ public final class RecordingReader {
             }
         }
         return nil
+    }
+
+    /// ASCII is checked eight bytes at a time without allocating; anything else goes through the standard library.
+    static func isValidUTF8(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard let base = bytes.baseAddress else { return true }
+        let raw = UnsafeRawPointer(base)
+        var high: UInt64 = 0
+        var i = 0
+        while i + 8 <= bytes.count {
+            high |= raw.loadUnaligned(fromByteOffset: i, as: UInt64.self)
+            i += 8
+        }
+        while i < bytes.count { high |= UInt64(bytes[i]); i += 1 }
+        if high & 0x8080_8080_8080_8080 == 0 { return true }
+        return String(validating: bytes, as: UTF8.self) != nil
     }
 
     /// Counts a problem found by the caller in the frame just returned (e.g. it does not decode): throws it,

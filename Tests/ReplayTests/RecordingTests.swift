@@ -123,6 +123,17 @@ let sampleFrames = [
         }
     }
 
+    @Test func invalidUTF8IsReportedWithItsLineAndValidNonASCIIIsKept() throws {
+        let path = tempDir() + "/u.jsonl"
+        var bytes = Array((headerLine + "\n" + #"{"recv_ns":1,"frame":{"type":"trade","data":[{"s":"Zürich:ÄBB","p":1,"t":1,"v":1}]}}"# + "\n").utf8)
+        bytes += Array(#"{"recv_ns":2,"frame":{"type":"trade","data":[{"s":"AB"#.utf8) + [0xC3, 0x28] + Array(#"","p":1,"t":1,"v":1}]}}"#.utf8) + [0x0A]
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        let r = try RecordingReader(path: path)
+        #expect(try r.next()?.frame.contains("Zürich:ÄBB") == true)
+        let e = #expect(throws: RecordingError.self) { _ = try r.next() }
+        #expect(e?.description == "u.jsonl:3: frame is not valid UTF-8")
+    }
+
     @Test func lenientButExact() throws {
         let path = tempDir() + "/l.jsonl"
         writeText(path, headerLine + "\r\n" + #"{ "recv_ns" : 7 , "future_key": [1,{"x":2}], "frame":{"type":"ping"} }"# + "\r\n\n"
