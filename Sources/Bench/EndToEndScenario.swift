@@ -18,6 +18,9 @@ public struct EndToEndScenario: Sendable {
     public var rates: [Double]
     public var seconds: Double
     public var partitions = 6
+    /// Each rate runs as this many alternating C-floor / Swift rounds whose histograms are merged,
+    /// so a disturbance on the machine lands on both sides rather than on one.
+    public var rounds = 2
 
     public init(config: KafkaConfig, rates: [Double], seconds: Double) {
         self.config = config; self.rates = rates; self.seconds = seconds
@@ -26,13 +29,32 @@ public struct EndToEndScenario: Sendable {
     public func run() async throws -> [BenchResult] {
         var results: [BenchResult] = []
         for rate in rates {
-            let n = max(100, Int(rate * seconds))
-            let floor = try cFloor(rate: rate, n: n)
-            var swift = try await swiftLayer(rate: rate, n: n)
-            if let c = floor.latencyMs?["p99"], let s = swift.latencyMs?["p99"], c > 0 { swift.p99RatioToFloor = s / c }
-            results += [floor, swift]
+            let perRound = max(50, Int(rate * seconds) / rounds)
+            var c = Run(), swift = Run()
+            for _ in 0..<rounds {
+                c.merge(try cFloor(rate: rate, n: perRound))
+                swift.merge(try await swiftLayer(rate: rate, n: perRound))
+            }
+            let floor = Self.result("end-to-end @ \(Self.label(rate)) (C floor)", rate: rate, run: c,
+                                    note: "librdkafka C API: produce → Kafka → consume in one process; \(rounds) rounds")
+            var s = Self.result("end-to-end @ \(Self.label(rate)) (trade → aggregator)", rate: rate, run: swift,
+                                note: "TradePublisher → Kafka → AggregatorService; \(rounds) rounds alternating with the C floor; vs C = p99 ratio")
+            if let cp = floor.latencyMs?["p99"], let sp = s.latencyMs?["p99"], cp > 0 { s.p99RatioToFloor = sp / cp }
+            results += [floor, s]
         }
         return results
+    }
+
+    /// Latencies and time of one or more rounds.
+    struct Run {
+        var histogram = EndToEndScenario.histogram()
+        var count = 0
+        var seconds = 0.0
+        var cpu = 0.0
+        mutating func merge(_ other: Run) {
+            histogram.add(other.histogram)
+            count += other.count; seconds += other.seconds; cpu += other.cpu
+        }
     }
 
     static func label(_ rate: Double) -> String { rate >= 1000 ? "\(Int(rate / 1000))k/s" : "\(Int(rate))/s" }
@@ -47,7 +69,7 @@ public struct EndToEndScenario: Sendable {
         return name
     }
 
-    func cFloor(rate: Double, n: Int) throws -> BenchResult {
+    func cFloor(rate: Double, n: Int) throws -> Run {
         let topic = try topic("c")
         var latencies = [Int64](repeating: 0, count: n)
         var err = [CChar](repeating: 0, count: 512)
@@ -61,13 +83,12 @@ public struct EndToEndScenario: Sendable {
                 throw KafkaScenarios.Failure(description: "C end-to-end: \(String(decoding: err.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))")
             }
         }
-        var histogram = Self.histogram()
-        for l in latencies { _ = histogram.record(UInt64(max(l, 0))) }
-        return Self.result("end-to-end @ \(Self.label(rate)) (C floor)", rate: rate, n: n, seconds: seconds, cpu: timing.cpu, histogram: histogram,
-                           note: "librdkafka C API: produce → Kafka → consume in one process")
+        var run = Run(count: n, seconds: seconds, cpu: timing.cpu)
+        for l in latencies { _ = run.histogram.record(UInt64(max(l, 0))) }
+        return run
     }
 
-    func swiftLayer(rate: Double, n: Int) async throws -> BenchResult {
+    func swiftLayer(rate: Double, n: Int) async throws -> Run {
         let topic = try topic("swift")
         try KafkaAdmin(config: config).ensureTopics([
             TopicSpec(name: Topics.aggregatedMetrics, partitions: 3), TopicSpec(name: Topics.priceAlerts, partitions: 2),
@@ -121,8 +142,7 @@ public struct EndToEndScenario: Sendable {
         try publisher.producer.close()
         let (histogram, count) = received.withLock { ($0.histogram, $0.count) }
         guard count == n else { throw KafkaScenarios.Failure(description: "end-to-end: the aggregator processed \(count) of \(n) trades within 60 s") }
-        return Self.result("end-to-end @ \(Self.label(rate)) (trade → aggregator)", rate: rate, n: n, seconds: seconds, cpu: cpu, histogram: histogram,
-                           note: "TradePublisher → Kafka → AggregatorService; vs C = p99 ratio")
+        return Run(histogram: histogram, count: n, seconds: seconds, cpu: cpu)
     }
 
     /// Calls `body(i)` for i in 0..<n at `rate` per second on a dedicated thread, each call due at
@@ -153,9 +173,10 @@ public struct EndToEndScenario: Sendable {
 
     static let curvePercentiles: [Double] = [0, 50, 75, 90, 95, 99, 99.5, 99.9, 99.95, 99.99, 100]
 
-    static func result(_ name: String, rate: Double, n: Int, seconds: Double, cpu: Double, histogram h: Histogram<UInt64>, note: String) -> BenchResult {
+    static func result(_ name: String, rate: Double, run: Run, note: String) -> BenchResult {
         func ms(_ v: UInt64) -> Double { Double(v) / 1e6 }
-        var r = BenchResult(scenario: name, messages: n, messageBytes: messageBytes, seconds: seconds, cpuSeconds: cpu,
+        let h = run.histogram
+        var r = BenchResult(scenario: name, messages: run.count, messageBytes: messageBytes, seconds: run.seconds, cpuSeconds: run.cpu,
                             latencyMs: ["p50": ms(h.valueAtPercentile(50)), "p90": ms(h.valueAtPercentile(90)), "p99": ms(h.valueAtPercentile(99)),
                                         "p99.9": ms(h.valueAtPercentile(99.9)), "max": ms(h.max)],
                             note: note)
