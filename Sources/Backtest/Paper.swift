@@ -1,0 +1,72 @@
+import Feed
+import Foundation
+import Pipeline
+
+/// Where and how paper trading reads the live tape.
+public struct PaperOptions: Sendable {
+    /// The pipeline's trade topic (``TradeMessage`` JSON values).
+    public var topic = Topics.rawMarketData
+    /// A fresh group by default, so paper trading never takes partitions from the pipeline's consumers.
+    public var groupID = "backtest-paper-\(UInt32.random(in: 0...UInt32.max))"
+    /// Start at the oldest retained trade instead of the newest.
+    public var fromBeginning = false
+    /// Stop after this many trades (nil: until cancelled).
+    public var maxTrades: Int?
+    /// Stop when no message arrived for this long (nil: never).
+    public var idleTimeout: Duration?
+    /// When the newest trade is within this of the wall clock, idle symbols' windows are closed by the wall
+    /// clock, as the pipeline's aggregator does (ms).
+    public var liveThresholdMs: Int64 = 60_000
+    public init() {}
+}
+
+/// Paper trading: the backtest engine, strategy and simulated exchange over the live `raw-market-data` topic.
+public enum PaperTrading {
+    /// Consumes trades until cancellation (Ctrl-C), `maxTrades` or `idleTimeout`, then returns the report.
+    /// Messages that are not valid trades are skipped and counted. `onFill` sees every fill as it happens.
+    public static func run<S: Strategy>(kafka: KafkaConfig, options: PaperOptions = PaperOptions(), strategy: S,
+                                        config: BacktestConfig = BacktestConfig(),
+                                        onFill: (@Sendable (Fill) -> Void)? = nil) async throws -> BacktestResult {
+        var kafka = kafka
+        if kafka.properties["auto.offset.reset"] == nil { kafka.properties["auto.offset.reset"] = options.fromBeginning ? "earliest" : "latest" }
+        let consumer = try KafkaConsumer(config: kafka, groupID: options.groupID, topics: [options.topic], commitPolicy: .manual)
+        defer { consumer.close() }
+        var engine = try BacktestEngine(strategy: Observed(inner: strategy, onFill: onFill), config: config)
+        let start = DispatchTime.now().uptimeNanoseconds
+        var skipped = 0, newest: Int64 = 0
+        var lastMessage = ContinuousClock.now
+        loop: while !Task.isCancelled {
+            guard let batch = try await consumer.nextBatch(timeout: .milliseconds(200)) else { break }
+            if batch.isEmpty {
+                if let idle = options.idleTimeout, ContinuousClock.now - lastMessage >= idle { break }
+            } else {
+                lastMessage = .now
+            }
+            for message in batch {
+                let decoded = message.value.withUnsafeBytes { bytes in Result { () throws(TradeMessageError) in try TradeMessage.decode(bytes) } }
+                guard case .success(let trade) = decoded else { skipped += 1; continue }
+                engine.process(trade)
+                newest = max(newest, trade.timestamp)
+                if let m = options.maxTrades, engine.tradesProcessed >= m { break loop }
+            }
+            let wall = Int64(Date().timeIntervalSince1970 * 1000)
+            if newest > 0, wall - newest < options.liveThresholdMs { engine.closeIdle(wallMs: wall) }
+        }
+        let report = engine.report()
+        return BacktestResult(report: report, wallNs: DispatchTime.now().uptimeNanoseconds - start, skipped: skipped)
+    }
+}
+
+/// Passes every call through to `inner`, telling `onFill` about fills; the report keeps `inner`'s name.
+struct Observed<S: Strategy>: Strategy {
+    var inner: S
+    let onFill: (@Sendable (Fill) -> Void)?
+    var name: String { inner.name }
+    var parameters: [(String, String)] { inner.parameters }
+    mutating func onTrade(_ trade: Trade, _ context: StrategyContext) -> [Order] { inner.onTrade(trade, context) }
+    mutating func onWindow(_ window: WindowMetrics, _ context: StrategyContext) -> [Order] { inner.onWindow(window, context) }
+    mutating func onFill(_ fill: Fill, _ context: StrategyContext) -> [Order] {
+        onFill?(fill)
+        return inner.onFill(fill, context)
+    }
+}
