@@ -94,13 +94,14 @@ public struct BacktestEngine<S: Strategy> {
 
     /// Feeds one trade; see the type's contract. Trades with a non-finite or non-positive price are ignored.
     public mutating func process(_ trade: Trade) {
-        if let wanted = config.symbols, !wanted.contains(trade.symbol) { return }
         guard trade.price.isFinite, trade.price > 0 else { return }
         let s: Int
         if lastSlot >= 0, trade.symbol == lastSymbol { s = lastSlot } else {
+            if let wanted = config.symbols, !wanted.contains(trade.symbol) { return }
             s = portfolio.slot(trade.symbol)
             while pending.count < portfolio.books.count { pending.append([]) }
             lastSymbol = trade.symbol; lastSlot = s
+            portfolio.current = s
         }
         tradesProcessed += 1
         if firstTime == nil { firstTime = trade.timestamp; now = trade.timestamp }

@@ -42,14 +42,22 @@ public final class Portfolio {
         return books.count - 1
     }
 
+    /// The book of the symbol traded last: lookups of it skip hashing.
+    var current = -1
+
+    @inline(__always) private func find(_ symbol: String) -> Int? {
+        if current >= 0, books[current].symbol == symbol { return current }
+        return index[symbol]
+    }
+
     /// Signed quantity held in `symbol` (0 when never traded).
-    public func position(_ symbol: String) -> Double { index[symbol].map { books[$0].position } ?? 0 }
+    public func position(_ symbol: String) -> Double { find(symbol).map { books[$0].position } ?? 0 }
     /// Average cost of the open position in `symbol` (0 when flat).
-    public func averageCost(_ symbol: String) -> Double { index[symbol].map { books[$0].averageCost } ?? 0 }
+    public func averageCost(_ symbol: String) -> Double { find(symbol).map { books[$0].averageCost } ?? 0 }
     /// Last traded price seen for `symbol` (0 before its first trade).
-    public func lastPrice(_ symbol: String) -> Double { index[symbol].map { books[$0].lastPrice } ?? 0 }
+    public func lastPrice(_ symbol: String) -> Double { find(symbol).map { books[$0].lastPrice } ?? 0 }
     /// Orders of `symbol` submitted and not yet completely filled.
-    public func openOrders(_ symbol: String) -> Int { index[symbol].map { books[$0].openOrders } ?? 0 }
+    public func openOrders(_ symbol: String) -> Int { find(symbol).map { books[$0].openOrders } ?? 0 }
     /// Cash plus every position marked at its last traded price.
     public var equity: Double {
         var e = cash

@@ -54,6 +54,32 @@ public enum Strategies {
     }
 }
 
+/// Per-symbol strategy state; looking up the symbol of the previous call skips hashing.
+struct PerSymbol<State> {
+    private var index: [String: Int] = [:]
+    private var states: [State] = []
+    private var lastSymbol = ""
+    private var last = -1
+
+    @inline(__always) mutating func find(_ symbol: String) -> Int? {
+        if last >= 0, symbol == lastSymbol { return last }
+        guard let i = index[symbol] else { return nil }
+        last = i; lastSymbol = symbol
+        return i
+    }
+
+    mutating func findOrAdd(_ symbol: String, _ make: () -> State) -> Int {
+        if let i = find(symbol) { return i }
+        states.append(make()); index[symbol] = states.count - 1
+        return states.count - 1
+    }
+
+    subscript(i: Int) -> State {
+        get { states[i] }
+        _modify { yield &states[i] }
+    }
+}
+
 /// Order size: `quantity` when set, else `fraction` of cash net of the fee at `price`; nil when not positive.
 @inline(__always) func orderSize(quantity: Double?, fraction: Double, price: Double, _ ctx: StrategyContext) -> Double? {
     let q = quantity ?? ctx.portfolio.cash * fraction / (price * (1 + ctx.feeBps / 10_000))
@@ -94,7 +120,7 @@ public struct VWAPReversion: Strategy {
     struct State { var vwap: Double?; var busy = false; var entry = 0.0 }
     public var entryBps: Double, exitBps: Double, stopBps: Double, fraction: Double
     public var quantity: Double?
-    private var states: [String: State] = [:]
+    private var states = PerSymbol<State>()
 
     public init(entryBps: Double = 20, exitBps: Double = 0, stopBps: Double = 0, fraction: Double = 1, quantity: Double? = nil) {
         self.entryBps = entryBps; self.exitBps = exitBps; self.stopBps = stopBps; self.fraction = fraction; self.quantity = quantity
@@ -112,29 +138,32 @@ public struct VWAPReversion: Strategy {
     }
 
     public mutating func onWindow(_ w: WindowMetrics, _ ctx: StrategyContext) -> [Order] {
-        if let v = w.vwap { states[w.symbol, default: State()].vwap = v }
+        guard let v = w.vwap else { return [] }
+        let i = states.findOrAdd(w.symbol) { State() }
+        states[i].vwap = v
         return []
     }
 
     public mutating func onFill(_ fill: Fill, _ ctx: StrategyContext) -> [Order] {
-        if fill.remaining == 0 { states[fill.symbol]?.busy = false }
-        if fill.side == .buy { states[fill.symbol]?.entry = fill.price }
+        guard let i = states.find(fill.symbol) else { return [] }
+        if fill.remaining == 0 { states[i].busy = false }
+        if fill.side == .buy { states[i].entry = fill.price }
         return []
     }
 
     public mutating func onTrade(_ trade: Trade, _ ctx: StrategyContext) -> [Order] {
-        guard let st = states[trade.symbol], let vwap = st.vwap, !st.busy else { return [] }
+        guard let i = states.find(trade.symbol), let vwap = states[i].vwap, !states[i].busy else { return [] }
         let position = ctx.portfolio.position(trade.symbol)
         if position == 0 {
             guard trade.price <= vwap * (1 - entryBps / 10_000),
                   let q = orderSize(quantity: quantity, fraction: fraction, price: trade.price, ctx) else { return [] }
-            states[trade.symbol]?.busy = true
+            states[i].busy = true
             return [.market(trade.symbol, .buy, q)]
         }
         guard position > 0 else { return [] }
-        let stop = stopBps > 0 && trade.price <= st.entry * (1 - stopBps / 10_000)
+        let stop = stopBps > 0 && trade.price <= states[i].entry * (1 - stopBps / 10_000)
         guard stop || trade.price >= vwap * (1 + exitBps / 10_000) else { return [] }
-        states[trade.symbol]?.busy = true
+        states[i].busy = true
         return [.market(trade.symbol, .sell, position)]
     }
 }
@@ -147,7 +176,7 @@ public struct Breakout: Strategy {
     struct State { var highs: [Double] = []; var lows: [Double] = []; var high = 0.0; var low = 0.0; var change = 0.0; var busy = false }
     public var lookback: Int, minChangePct: Double, fraction: Double
     public var quantity: Double?
-    private var states: [String: State] = [:]
+    private var states = PerSymbol<State>()
 
     public init(lookback: Int = 6, minChangePct: Double = 0, fraction: Double = 1, quantity: Double? = nil) {
         self.lookback = max(1, lookback); self.minChangePct = minChangePct; self.fraction = fraction; self.quantity = quantity
@@ -167,31 +196,30 @@ public struct Breakout: Strategy {
     }
 
     public mutating func onWindow(_ w: WindowMetrics, _ ctx: StrategyContext) -> [Order] {
-        var st = states.removeValue(forKey: w.symbol) ?? State()
-        st.highs.append(w.max); st.lows.append(w.min)
-        if st.highs.count > lookback { st.highs.removeFirst(); st.lows.removeFirst() }
-        st.high = st.highs.max()!; st.low = st.lows.min()!
-        st.change = w.changePct ?? 0
-        states[w.symbol] = st
+        let i = states.findOrAdd(w.symbol) { State() }
+        states[i].highs.append(w.max); states[i].lows.append(w.min)
+        if states[i].highs.count > lookback { states[i].highs.removeFirst(); states[i].lows.removeFirst() }
+        states[i].high = states[i].highs.max()!; states[i].low = states[i].lows.min()!
+        states[i].change = w.changePct ?? 0
         return []
     }
 
     public mutating func onFill(_ fill: Fill, _ ctx: StrategyContext) -> [Order] {
-        if fill.remaining == 0 { states[fill.symbol]?.busy = false }
+        if fill.remaining == 0, let i = states.find(fill.symbol) { states[i].busy = false }
         return []
     }
 
     public mutating func onTrade(_ trade: Trade, _ ctx: StrategyContext) -> [Order] {
-        guard let st = states[trade.symbol], st.highs.count >= lookback, !st.busy else { return [] }
+        guard let i = states.find(trade.symbol), states[i].highs.count >= lookback, !states[i].busy else { return [] }
         let position = ctx.portfolio.position(trade.symbol)
         if position == 0 {
-            guard trade.price > st.high, st.change >= minChangePct,
+            guard trade.price > states[i].high, states[i].change >= minChangePct,
                   let q = orderSize(quantity: quantity, fraction: fraction, price: trade.price, ctx) else { return [] }
-            states[trade.symbol]?.busy = true
+            states[i].busy = true
             return [.market(trade.symbol, .buy, q)]
         }
-        guard position > 0, trade.price < st.low else { return [] }
-        states[trade.symbol]?.busy = true
+        guard position > 0, trade.price < states[i].low else { return [] }
+        states[i].busy = true
         return [.market(trade.symbol, .sell, position)]
     }
 }
