@@ -19,6 +19,9 @@ public struct BacktestConfig: Sendable {
     public var window = WindowConfig(windowMs: 60_000, hopMs: 10_000, allowedLatenessMs: 0, idleGraceMs: 0)
     /// Only trades of these symbols reach the exchange, the aggregator and the strategy; nil means all.
     public var symbols: Set<String>?
+    /// Windows come from outside (``BacktestEngine/receive(_:)``, e.g. the `aggregated-metrics` topic) instead of
+    /// the engine's own aggregator.
+    public var externalWindows = false
     /// The equity curve keeps at most this many points (sampling interval doubles when full).
     public var maxCurvePoints = 2048
     public init() {}
@@ -69,6 +72,7 @@ public struct BacktestEngine<S: Strategy> {
     private var curveInterval: Int64 = 1000
     private var curveBucket: Int64 = .min
     private var windowBuffer: [WindowMetrics] = []
+    private var received: [WindowMetrics] = []
     private var fillBuffer: [Fill] = []
     private var lastSymbol = ""
     private var lastSlot = -1
@@ -110,7 +114,7 @@ public struct BacktestEngine<S: Strategy> {
             now = trade.timestamp
         }
         if !pending[s].isEmpty { match(trade, s) }
-        aggregator.add(trade, into: &windowBuffer)
+        if !config.externalWindows { aggregator.add(trade, into: &windowBuffer) } else if !received.isEmpty { releaseReceived() }
         if !windowBuffer.isEmpty {
             for w in windowBuffer {
                 windowsDelivered += 1
@@ -127,8 +131,30 @@ public struct BacktestEngine<S: Strategy> {
         if !orders.isEmpty { submit(orders) }
     }
 
+    /// Takes a window computed elsewhere (with ``BacktestConfig/externalWindows``). A window whose end the clock
+    /// has reached is delivered at once; a later one is held back until a trade moves the clock to its end, and
+    /// delivered before the strategy sees that trade (windows due together by (end, symbol)).
+    public mutating func receive(_ window: WindowMetrics) {
+        guard window.windowEnd <= now, firstTime != nil else { received.append(window); return }
+        windowsDelivered += 1
+        let ctx = context
+        let orders = strategy.onWindow(window, ctx)
+        if !orders.isEmpty { submit(orders) }
+    }
+
+    private mutating func releaseReceived() {
+        var due: [WindowMetrics] = []
+        received.removeAll { w in
+            guard w.windowEnd <= now else { return false }
+            due.append(w)
+            return true
+        }
+        windowBuffer = due.sorted { $0.windowEnd != $1.windowEnd ? $0.windowEnd < $1.windowEnd : $0.symbol < $1.symbol }
+    }
+
     /// Live mode: closes windows by the wall clock (``WindowAggregator/closeIdle(nowMs:)``) and delivers them.
     public mutating func closeIdle(wallMs: Int64) {
+        guard !config.externalWindows else { return }
         for w in aggregator.closeIdle(nowMs: wallMs) {
             windowsDelivered += 1
             let ctx = context

@@ -8,11 +8,14 @@ public struct PaperOptions: Sendable {
     public var topic = Topics.rawMarketData
     /// A fresh group by default, so paper trading never takes partitions from the pipeline's consumers.
     public var groupID = "backtest-paper-\(UInt32.random(in: 0...UInt32.max))"
+    /// When set, windows come from this topic (the pipeline's `aggregated-metrics`) instead of the in-process
+    /// aggregator; each is held back until the paper clock reaches its end (no look-ahead).
+    public var metricsTopic: String?
     /// Start at the oldest retained trade instead of the newest.
     public var fromBeginning = false
     /// Stop after this many trades (nil: until cancelled).
     public var maxTrades: Int?
-    /// Stop when no message arrived for this long (nil: never).
+    /// Stop when no message arrived for this long after the first one (nil: never).
     public var idleTimeout: Duration?
     /// When the newest trade is within this of the wall clock, idle symbols' windows are closed by the wall
     /// clock, as the pipeline's aggregator does (ms).
@@ -29,20 +32,27 @@ public enum PaperTrading {
                                         onFill: (@Sendable (Fill) -> Void)? = nil) async throws -> BacktestResult {
         var kafka = kafka
         if kafka.properties["auto.offset.reset"] == nil { kafka.properties["auto.offset.reset"] = options.fromBeginning ? "earliest" : "latest" }
-        let consumer = try KafkaConsumer(config: kafka, groupID: options.groupID, topics: [options.topic], commitPolicy: .manual)
+        let consumer = try KafkaConsumer(config: kafka, groupID: options.groupID, topics: [options.topic] + (options.metricsTopic.map { [$0] } ?? []),
+                                         commitPolicy: .manual)
         defer { consumer.close() }
+        var config = config
+        config.externalWindows = options.metricsTopic != nil
         var engine = try BacktestEngine(strategy: Observed(inner: strategy, onFill: onFill), config: config)
         let start = DispatchTime.now().uptimeNanoseconds
         var skipped = 0, newest: Int64 = 0
-        var lastMessage = ContinuousClock.now
+        var lastMessage: ContinuousClock.Instant?
         loop: while !Task.isCancelled {
             guard let batch = try await consumer.nextBatch(timeout: .milliseconds(200)) else { break }
             if batch.isEmpty {
-                if let idle = options.idleTimeout, ContinuousClock.now - lastMessage >= idle { break }
+                if let idle = options.idleTimeout, let last = lastMessage, ContinuousClock.now - last >= idle { break }
             } else {
                 lastMessage = .now
             }
             for message in batch {
+                if message.topic == options.metricsTopic {
+                    if let w = WindowMetrics(json: message.value) { engine.receive(w) } else { skipped += 1 }
+                    continue
+                }
                 let decoded = message.value.withUnsafeBytes { bytes in Result { () throws(TradeMessageError) in try TradeMessage.decode(bytes) } }
                 guard case .success(let trade) = decoded else { skipped += 1; continue }
                 engine.process(trade)
@@ -68,5 +78,20 @@ struct Observed<S: Strategy>: Strategy {
     mutating func onFill(_ fill: Fill, _ context: StrategyContext) -> [Order] {
         onFill?(fill)
         return inner.onFill(fill, context)
+    }
+}
+
+extension WindowMetrics {
+    /// Decodes the pipeline's `aggregated-metrics` value (``WindowMetrics/jsonBytes()``); nil when it is not one.
+    public init?(json: [UInt8]) {
+        guard let o = try? JSONSerialization.jsonObject(with: Data(json)) as? [String: Any],
+              let symbol = o["symbol"] as? String, let start = (o["window_start"] as? NSNumber)?.int64Value,
+              let end = (o["window_end"] as? NSNumber)?.int64Value, let count = (o["trade_count"] as? NSNumber)?.intValue
+        else { return nil }
+        func number(_ k: String) -> Double? { (o[k] as? NSNumber)?.doubleValue }
+        guard let volume = number("volume"), let average = number("average"), let mn = number("min"), let mx = number("max"),
+              let first = number("first"), let last = number("last") else { return nil }
+        self.init(symbol: symbol, windowStart: start, windowEnd: end, tradeCount: count, volume: volume, vwap: number("vwap"),
+                  average: average, min: mn, max: mx, first: first, last: last, changePct: number("change_pct"))
     }
 }

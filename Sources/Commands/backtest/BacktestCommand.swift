@@ -94,7 +94,10 @@ struct Run: ParsableCommand {
 struct Paper: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Paper-trade a strategy live on raw-market-data with simulated fills; Ctrl-C stops and prints the report.",
-        discussion: "Windows come from the pipeline's aggregator code run in-process over the same trades (what aggregated-metrics carries).")
+        discussion: """
+            Windows come from the pipeline's aggregator code run in-process over the same trades (what aggregated-metrics \
+            carries), or with --metrics-topic from that topic, each held back until the paper clock reaches its end.
+            """)
 
     @Argument(help: "Strategy parameters key=value.") var extra: [String] = []
     @OptionGroup var engine: EngineOptions
@@ -103,6 +106,7 @@ struct Paper: AsyncParsableCommand {
     @Option(name: .customShort("X"), help: "librdkafka property key=value (repeatable).") var properties: [String] = []
     @Option(help: "Kafka topic with the trades.") var topic = Topics.rawMarketData
     @Option(help: "Consumer group (default: a new one per run).") var group: String?
+    @Option(help: "Take windows from this topic (e.g. aggregated-metrics) instead of the in-process aggregator.") var metricsTopic: String?
     @Flag(help: "Start at the oldest retained trade instead of the newest.") var fromBeginning = false
     @Option(help: "Stop after N trades.") var maxTrades: Int?
     @Option(help: "Stop after no trade arrived for this long (e.g. 30s).") var idleTimeout: String?
@@ -119,6 +123,7 @@ struct Paper: AsyncParsableCommand {
         if let bootstrapServers { kafka.bootstrapServers = bootstrapServers }
         for p in properties { do { try kafka.set(p) } catch { throw fail("-X \(p): \(error.message)") } }
         options.topic = topic
+        options.metricsTopic = metricsTopic
         if let group { options.groupID = group }
         options.fromBeginning = fromBeginning
         options.maxTrades = maxTrades
