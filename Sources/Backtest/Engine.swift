@@ -42,20 +42,11 @@ public struct EquityPoint: Sendable, Hashable {
 /// trade. Orders returned by any callback become active at now + latency, so they can never fill against the
 /// trade being processed. Output depends only on the trade sequence.
 public struct BacktestEngine<S: Strategy> {
-    struct Pending {
-        var id: Int
-        var side: Side
-        var type: OrderType
-        var quantity: Double
-        var remaining: Double
-        var activeAt: Int64
-    }
-
     public private(set) var strategy: S
     public let config: BacktestConfig
     public let portfolio: Portfolio
     private var aggregator: WindowAggregator
-    private var pending: [[Pending]] = []
+    private var exchange: TapeMatcher
     private var nextOrderID = 1
     /// Event time now: the newest trade timestamp seen (ms).
     public private(set) var now: Int64 = .min
@@ -86,6 +77,7 @@ public struct BacktestEngine<S: Strategy> {
         self.strategy = strategy
         self.config = config
         portfolio = Portfolio(cash: config.initialCash)
+        exchange = TapeMatcher(feeBps: config.feeBps, latencyMs: config.latencyMs)
         peak = config.initialCash
     }
 
@@ -103,7 +95,6 @@ public struct BacktestEngine<S: Strategy> {
         if lastSlot >= 0, trade.symbol == lastSymbol { s = lastSlot } else {
             if let wanted = config.symbols, !wanted.contains(trade.symbol) { return }
             s = portfolio.slot(trade.symbol)
-            while pending.count < portfolio.books.count { pending.append([]) }
             lastSymbol = trade.symbol; lastSlot = s
             portfolio.current = s
         }
@@ -113,7 +104,7 @@ public struct BacktestEngine<S: Strategy> {
             if portfolio.isExposed { exposedMs += trade.timestamp - now }
             now = trade.timestamp
         }
-        if !pending[s].isEmpty { match(trade, s) }
+        if exchange.openOrders > 0 { match(trade, s) }
         if !config.externalWindows { aggregator.add(trade, into: &windowBuffer) } else if !received.isEmpty { releaseReceived() }
         if !windowBuffer.isEmpty {
             for w in windowBuffer {
@@ -164,26 +155,7 @@ public struct BacktestEngine<S: Strategy> {
     }
 
     private mutating func match(_ trade: Trade, _ s: Int) {
-        var available = trade.volume > 0 ? trade.volume : .infinity
-        var k = 0
-        while k < pending[s].count, available > 0 {
-            let o = pending[s][k]
-            guard o.activeAt <= trade.timestamp else { k += 1; continue }
-            let price: Double
-            switch o.type {
-            case .market: price = trade.price
-            case .limit(let limit):
-                guard o.side == .buy ? trade.price < limit : trade.price > limit else { k += 1; continue }
-                price = limit
-            }
-            let q = Swift.min(o.remaining, available)
-            available -= q
-            var remaining = o.remaining - q
-            if remaining <= o.quantity * 1e-12 { remaining = 0 }
-            fillBuffer.append(Fill(orderID: o.id, symbol: trade.symbol, side: o.side, quantity: q, price: price,
-                                   fee: q * price * config.feeBps / 10_000, timestamp: trade.timestamp, remaining: remaining))
-            if remaining == 0 { pending[s].remove(at: k) } else { pending[s][k].remaining = remaining; k += 1 }
-        }
+        exchange.match(trade, into: &fillBuffer)
         guard !fillBuffer.isEmpty else { return }
         let fills = fillBuffer
         fillBuffer.removeAll(keepingCapacity: true)
@@ -199,14 +171,8 @@ public struct BacktestEngine<S: Strategy> {
 
     private mutating func submit(_ orders: [Order]) {
         for o in orders {
-            var valid = o.quantity.isFinite && o.quantity > 0
-            if case .limit(let p) = o.type, !(p.isFinite && p > 0) { valid = false }
-            guard valid else { ordersRejected += 1; continue }
-            let s = portfolio.slot(o.symbol)
-            while pending.count < portfolio.books.count { pending.append([]) }
-            pending[s].append(Pending(id: nextOrderID, side: o.side, type: o.type, quantity: o.quantity, remaining: o.quantity,
-                                      activeAt: now &+ config.latencyMs))
-            portfolio.books[s].openOrders += 1
+            guard exchange.submit(o, id: nextOrderID, now: now) else { ordersRejected += 1; continue }
+            portfolio.books[portfolio.slot(o.symbol)].openOrders += 1
             nextOrderID += 1; ordersSubmitted += 1
         }
     }
