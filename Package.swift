@@ -107,7 +107,9 @@ let package = Package(
         .testTarget(name: "FeedTests", dependencies: ["Feed"]),
         .testTarget(name: "SimExchangeTests", dependencies: ["SimExchange", "Feed", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "ReplayTests", dependencies: ["Replay", "Feed", "Pipeline", "SimExchange", "TestSupport"], linkerSettings: rdkafkaLinker),
-        .testTarget(name: "BacktestTests", dependencies: ["Backtest", "Replay", "Feed", "Pipeline", "TestSupport"], linkerSettings: rdkafkaLinker),
+        .testTarget(name: "BacktestTests", dependencies: ["Backtest", "Replay", "Feed", "Pipeline", "TestSupport", "SimExchange",
+                                                  .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
+                                                  .product(name: "Logging", package: "swift-log")], linkerSettings: rdkafkaLinker),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Feed", "SimExchange", "TestSupport", .product(name: "Logging", package: "swift-log"), .product(name: "Metrics", package: "swift-metrics"), .product(name: "Hummingbird", package: "hummingbird")], linkerSettings: rdkafkaLinker),
     ],
     swiftLanguageModes: [.v6]
