@@ -92,7 +92,11 @@ let package = Package(
             dependencies: ["Pipeline", "Feed", .product(name: "ArgumentParser", package: "swift-argument-parser"),
                            .product(name: "Logging", package: "swift-log"), .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
             path: "Sources/Commands/pipeline", linkerSettings: rdkafkaLinker),
-        .target(name: "Backtest", dependencies: ["Feed", "Replay", "Pipeline"], linkerSettings: rdkafkaLinker),
+        .target(name: "Backtest", dependencies: [
+            "Feed", "Replay", "Pipeline",
+            .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
+            .product(name: "Logging", package: "swift-log"),
+        ], linkerSettings: rdkafkaLinker),
         .executableTarget(
             name: "backtest", dependencies: ["Backtest", "Pipeline", "Feed", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Sources/Commands/backtest", linkerSettings: rdkafkaLinker),

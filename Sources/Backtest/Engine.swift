@@ -22,6 +22,10 @@ public struct BacktestConfig: Sendable {
     /// Windows come from outside (``BacktestEngine/receive(_:)``, e.g. the `aggregated-metrics` topic) instead of
     /// the engine's own aggregator.
     public var externalWindows = false
+    /// Orders go to an outside exchange (``BacktestEngine/takeOutgoingOrders()``, e.g. `sim-exchange` over its
+    /// WebSocket) and its fills come back through ``BacktestEngine/applyExternalFill(_:)``, instead of the
+    /// in-process simulated exchange.
+    public var externalFills = false
     /// The equity curve keeps at most this many points (sampling interval doubles when full).
     public var maxCurvePoints = 2048
     public init() {}
@@ -64,6 +68,7 @@ public struct BacktestEngine<S: Strategy> {
     private var curveBucket: Int64 = .min
     private var windowBuffer: [WindowMetrics] = []
     private var received: [WindowMetrics] = []
+    private var outgoing: [(id: Int, order: Order)] = []
     private var fillBuffer: [Fill] = []
     private var lastSymbol = ""
     private var lastSlot = -1
@@ -143,6 +148,25 @@ public struct BacktestEngine<S: Strategy> {
         windowBuffer = due.sorted { $0.windowEnd != $1.windowEnd ? $0.windowEnd < $1.windowEnd : $0.symbol < $1.symbol }
     }
 
+    /// With ``BacktestConfig/externalFills``: the orders submitted since the last call, with their ids, in order.
+    public mutating func takeOutgoingOrders() -> [(id: Int, order: Order)] {
+        defer { outgoing.removeAll() }
+        return outgoing
+    }
+
+    /// With ``BacktestConfig/externalFills``: applies a fill reported by the outside exchange (its `orderID` one
+    /// of ours) to the portfolio and delivers it to the strategy.
+    public mutating func applyExternalFill(_ fill: Fill) {
+        let s = portfolio.slot(fill.symbol)
+        if portfolio.books[s].lastPrice == 0 { portfolio.books[s].lastPrice = fill.price }
+        portfolio.apply(fill, book: s)
+        if fill.remaining == 0 { portfolio.books[s].openOrders -= 1 }
+        if firstTime != nil { mark() }
+        let ctx = context
+        let orders = strategy.onFill(fill, ctx)
+        if !orders.isEmpty { submit(orders) }
+    }
+
     /// Live mode: closes windows by the wall clock (``WindowAggregator/closeIdle(nowMs:)``) and delivers them.
     public mutating func closeIdle(wallMs: Int64) {
         guard !config.externalWindows else { return }
@@ -171,7 +195,12 @@ public struct BacktestEngine<S: Strategy> {
 
     private mutating func submit(_ orders: [Order]) {
         for o in orders {
-            guard exchange.submit(o, id: nextOrderID, now: now) else { ordersRejected += 1; continue }
+            if config.externalFills {
+                guard TapeMatcher.isValid(o) else { ordersRejected += 1; continue }
+                outgoing.append((nextOrderID, o))
+            } else {
+                guard exchange.submit(o, id: nextOrderID, now: now) else { ordersRejected += 1; continue }
+            }
             portfolio.books[portfolio.slot(o.symbol)].openOrders += 1
             nextOrderID += 1; ordersSubmitted += 1
         }

@@ -1,6 +1,9 @@
 import Feed
 import Foundation
+import HummingbirdWSClient
+import Logging
 import Pipeline
+import Synchronization
 
 /// Where and how paper trading reads the live tape.
 public struct PaperOptions: Sendable {
@@ -11,6 +14,9 @@ public struct PaperOptions: Sendable {
     /// When set, windows come from this topic (the pipeline's `aggregated-metrics`) instead of the in-process
     /// aggregator; each is held back until the paper clock reaches its end (no look-ahead).
     public var metricsTopic: String?
+    /// When set (e.g. `ws://127.0.0.1:9001/?token=x`), orders go to this `sim-exchange` over its WebSocket
+    /// (``OrderProtocol``) and its fills are applied as they arrive, instead of the in-process simulated exchange.
+    public var exchangeURL: String?
     /// Start at the oldest retained trade instead of the newest.
     public var fromBeginning = false
     /// Stop after this many trades (nil: until cancelled).
@@ -37,6 +43,10 @@ public enum PaperTrading {
         defer { consumer.close() }
         var config = config
         config.externalWindows = options.metricsTopic != nil
+        let remote = options.exchangeURL.map { RemoteExchange(url: $0) }
+        defer { remote?.close() }
+        config.externalFills = remote != nil
+        var subscribed: Set<String> = []
         var engine = try BacktestEngine(strategy: Observed(inner: strategy, onFill: onFill), config: config)
         let start = DispatchTime.now().uptimeNanoseconds
         var skipped = 0, newest: Int64 = 0
@@ -59,11 +69,57 @@ public enum PaperTrading {
                 newest = max(newest, trade.timestamp)
                 if let m = options.maxTrades, engine.tradesProcessed >= m { break loop }
             }
+            if let remote {
+                for f in remote.takeFills() { engine.applyExternalFill(f) }
+                for (id, o) in engine.takeOutgoingOrders() {
+                    if subscribed.insert(o.symbol).inserted { remote.send(FinnhubCodec.encodeClientMessage(.subscribe(o.symbol))) }
+                    remote.send(OrderProtocol.encode(ClientOrder(id: String(id), order: o)))
+                }
+            }
             let wall = Int64(Date().timeIntervalSince1970 * 1000)
             if newest > 0, wall - newest < options.liveThresholdMs { engine.closeIdle(wallMs: wall) }
         }
         let report = engine.report()
         return BacktestResult(report: report, wallNs: DispatchTime.now().uptimeNanoseconds - start, skipped: skipped)
+    }
+}
+
+/// A WebSocket connection to `sim-exchange` that sends order frames and collects fill frames.
+final class RemoteExchange: Sendable {
+    private let outgoing: AsyncStream<String>.Continuation
+    private final class Inbox: Sendable { let fills = Mutex<[Fill]>([]) }
+    private let inbox = Inbox()
+    private let task: Task<Void, Never>
+
+    init(url: String) {
+        let (stream, outgoing) = AsyncStream.makeStream(of: String.self)
+        self.outgoing = outgoing
+        let inbox = self.inbox
+        var logger = Logger(label: "backtest.exchange")
+        logger.logLevel = .warning
+        let client = WebSocketClient(url: url, logger: logger) { inbound, outbound, _ in
+            let writer = Task { for await text in stream { try await outbound.write(.text(text)) } }
+            defer { writer.cancel() }
+            for try await message in inbound.messages(maxSize: 1 << 22) {
+                guard case .text(let text) = message, let (id, fill) = OrderProtocol.decodeFill(text), let n = Int(id) else { continue }
+                var f = fill
+                f.orderID = n
+                inbox.fills.withLock { $0.append(f) }
+            }
+        }
+        task = Task {
+            do { _ = try await client.run() } catch { logger.warning("sim-exchange connection ended: \(error)") }
+        }
+    }
+
+    func send(_ text: String) { outgoing.yield(text) }
+
+    /// Fills received since the last call, in arrival order.
+    func takeFills() -> [Fill] { inbox.fills.withLock { f in defer { f.removeAll() }; return f } }
+
+    func close() {
+        outgoing.finish()
+        task.cancel()
     }
 }
 

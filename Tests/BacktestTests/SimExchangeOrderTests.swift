@@ -1,10 +1,13 @@
+import Backtest
 import Feed
 import Foundation
 import HummingbirdWSClient
 import Logging
+import Pipeline
 import SimExchange
 import Synchronization
 import Testing
+import TestSupport
 
 @Suite(.timeLimit(.minutes(1))) struct SimExchangeOrderTests {
     @Test func orderFramesRoundTrip() throws {
@@ -77,5 +80,46 @@ import Testing
             #expect(tradesAfter.contains { $0.timestamp == f.timestamp && $0.price == f.price })
             #expect(abs(f.fee - f.quantity * f.price * 0.001) < 1e-9)
         }
+    }
+}
+
+extension SimExchangeOrderTests {
+    /// Paper trading that sends its orders to sim-exchange: the fills come back over the WebSocket and land in
+    /// the portfolio and the report.
+    @Test(.timeLimit(.minutes(1))) func paperTradingWithFillsFromSimExchange() async throws {
+        var config = SimExchangeConfig()
+        config.port = 0
+        config.tradesPerSecond = 400
+        config.frameIntervalMilliseconds = 20
+        config.orderFeeBps = 10
+        var logger = Logger(label: "test")
+        logger.logLevel = .warning
+        let server = SimExchangeServer(config: config, logger: logger)
+        let port = try await server.start()
+        defer { Task { await server.stop() } }
+
+        let kafka = try TestBroker.config()
+        let topic = TestBroker.unique("paper-remote")
+        _ = try KafkaAdmin(config: kafka).ensureTopics([TopicSpec(name: topic, partitions: 1)])
+        let trades = syntheticTrades(count: 500, symbols: ["AAPL"])
+        let publisher = TradePublisher(producer: try KafkaProducer(config: kafka), topic: topic, source: "tests")
+        try publisher.publish(trades)
+        try publisher.flush()
+
+        var options = PaperOptions()
+        options.topic = topic
+        options.fromBeginning = true
+        options.idleTimeout = .seconds(3)
+        options.exchangeURL = "ws://127.0.0.1:\(port)/?token=t"
+        let seen = Mutex<[Fill]>([])
+        let r = try await PaperTrading.run(kafka: kafka, options: options, strategy: BuyAndHold(quantity: 50)) { f in
+            seen.withLock { $0.append(f) }
+        }.report
+        let fills = seen.withLock { $0 }
+        #expect(r.trades == 500 && r.orders == 1)
+        #expect(!fills.isEmpty && fills.allSatisfy { $0.orderID == 1 && $0.symbol == "AAPL" && $0.side == .buy })
+        #expect(fills.last?.remaining == 0 && abs(fills.reduce(0) { $0 + $1.quantity } - 50) < 1e-9)
+        #expect(r.fills == fills.count && abs(r.symbols[0].position - 50) < 1e-9 && r.openOrders == 0)
+        #expect(abs(r.fees - fills.reduce(0) { $0 + $1.quantity * $1.price * 0.001 }) < 1e-9)
     }
 }

@@ -107,6 +107,7 @@ struct Paper: AsyncParsableCommand {
     @Option(help: "Kafka topic with the trades.") var topic = Topics.rawMarketData
     @Option(help: "Consumer group (default: a new one per run).") var group: String?
     @Option(help: "Take windows from this topic (e.g. aggregated-metrics) instead of the in-process aggregator.") var metricsTopic: String?
+    @Option(help: "Send orders to this sim-exchange WebSocket (e.g. ws://127.0.0.1:9001/?token=x) and use its fills.") var exchange: String?
     @Flag(help: "Start at the oldest retained trade instead of the newest.") var fromBeginning = false
     @Option(help: "Stop after N trades.") var maxTrades: Int?
     @Option(help: "Stop after no trade arrived for this long (e.g. 30s).") var idleTimeout: String?
@@ -124,6 +125,7 @@ struct Paper: AsyncParsableCommand {
         for p in properties { do { try kafka.set(p) } catch { throw fail("-X \(p): \(error.message)") } }
         options.topic = topic
         options.metricsTopic = metricsTopic
+        options.exchangeURL = exchange
         if let group { options.groupID = group }
         options.fromBeginning = fromBeginning
         options.maxTrades = maxTrades
