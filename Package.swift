@@ -15,6 +15,8 @@ let package = Package(
         .executable(name: "sim-exchange", targets: ["sim-exchange"]),
         .executable(name: "replay", targets: ["replay"]),
         .executable(name: "pipeline", targets: ["pipeline"]),
+        .executable(name: "backtest", targets: ["backtest"]),
+        .library(name: "Backtest", targets: ["Backtest"]),
         .library(name: "Feed", targets: ["Feed"]),
         .library(name: "Pipeline", targets: ["Pipeline"]),
         .library(name: "Replay", targets: ["Replay"]),
@@ -90,6 +92,14 @@ let package = Package(
             dependencies: ["Pipeline", "Feed", .product(name: "ArgumentParser", package: "swift-argument-parser"),
                            .product(name: "Logging", package: "swift-log"), .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
             path: "Sources/Commands/pipeline", linkerSettings: rdkafkaLinker),
+        .target(name: "Backtest", dependencies: [
+            "Feed", "Replay", "Pipeline",
+            .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
+            .product(name: "Logging", package: "swift-log"),
+        ], linkerSettings: rdkafkaLinker),
+        .executableTarget(
+            name: "backtest", dependencies: ["Backtest", "Pipeline", "Feed", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Sources/Commands/backtest", linkerSettings: rdkafkaLinker),
         .target(name: "CKafkaFloor", linkerSettings: [.linkedLibrary("rdkafka")] + rdkafkaLinker),
         .target(name: "Bench", dependencies: [
             "Pipeline", "Feed", "Replay", "SimExchange", "CKafkaFloor",
@@ -104,6 +114,9 @@ let package = Package(
         .testTarget(name: "FeedTests", dependencies: ["Feed"]),
         .testTarget(name: "SimExchangeTests", dependencies: ["SimExchange", "Feed", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "ReplayTests", dependencies: ["Replay", "Feed", "Pipeline", "SimExchange", "TestSupport"], linkerSettings: rdkafkaLinker),
+        .testTarget(name: "BacktestTests", dependencies: ["Backtest", "Replay", "Feed", "Pipeline", "TestSupport", "SimExchange",
+                                                  .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
+                                                  .product(name: "Logging", package: "swift-log")], linkerSettings: rdkafkaLinker),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Feed", "SimExchange", "TestSupport", .product(name: "Logging", package: "swift-log"), .product(name: "Metrics", package: "swift-metrics"), .product(name: "Hummingbird", package: "hummingbird")], linkerSettings: rdkafkaLinker),
     ],
     swiftLanguageModes: [.v6]

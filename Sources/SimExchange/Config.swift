@@ -46,6 +46,10 @@ public struct SimExchangeConfig: Sendable {
     /// Bytes a connection may have queued (its write-buffer high watermark). In paced mode a frame
     /// due while the queue is over budget is dropped and counted; as fast as possible waits instead.
     public var outboundBudgetBytes = 1 << 20
+    /// Orders over the WebSocket (``OrderProtocol``): fee in basis points of notional, and the delay (ms of
+    /// the connection's trade time) before an order can fill.
+    public var orderFeeBps = 0.0
+    public var orderLatencyMilliseconds: Int64 = 0
     /// Replaces the synthetic market (e.g. with a recording); `nil` uses `SyntheticMarket`.
     public var tradeSource: TradeSourceFactory?
 

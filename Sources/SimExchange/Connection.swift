@@ -20,6 +20,7 @@ final class Connection: Sendable {
         var symbols: [String] = []
         var start: Int64?
         var source: (any TradeSource)?
+        var orders: OrderDesk?
     }
 
     init(config: SimExchangeConfig, outbound: WebSocketOutboundWriter, channel: any Channel, logger: Logger) {
@@ -61,6 +62,7 @@ final class Connection: Sendable {
     }
 
     func handle(_ text: String) async {
+        if let order = OrderProtocol.decodeOrder(text) { return await handle(order) }
         guard let message = try? FinnhubCodec.decodeClientMessage(text) else {
             if let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any],
                object["type"] as? String == "subscribe", object["symbol"] is String {
@@ -138,6 +140,7 @@ final class Connection: Sendable {
                     nextStall = stall + .seconds(every)
                 }
                 let trades = nextTrades(milliseconds: step)
+                let fills = state.withLock { $0.orders?.match(trades) ?? [] }
                 var index = 0
                 while index < trades.count {
                     let chunk = trades[index..<min(index + config.maxTradesPerFrame, trades.count)]
@@ -166,6 +169,7 @@ final class Connection: Sendable {
                         return
                     }
                 }
+                for fill in fills { try await outbound.write(.text(fill)) }
             }
         } catch {
             logger.debug("frame loop ended: \(error)")

@@ -42,6 +42,8 @@ struct SimExchangeCommand: AsyncParsableCommand {
     @Option(help: "Bytes a connection may have queued before frames are dropped (paced mode).") var outboundBudget = 1 << 20
     @Option(help: "PEM certificate chain: serve wss:// (needs --tls-key).") var tlsCert: String?
     @Option(help: "PEM private key for --tls-cert.") var tlsKey: String?
+    @Option(help: "Orders over the WebSocket (docs/BACKTEST.md): fee per fill in basis points.") var orderFeeBps = 0.0
+    @Option(help: "Orders over the WebSocket: ms of trade time before an order can fill.") var orderLatencyMs: Int64 = 0
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel = "info"
     @Option(help: "Serve the trades of this recording instead of the synthetic market (see docs/RECORDING_FORMAT.md).") var replay: String?
     @Option(help: "With --replay: 10x, 1x, 0.5x … (recorded time per wall time).") var speed = "1x"
@@ -71,6 +73,8 @@ struct SimExchangeCommand: AsyncParsableCommand {
         config.asFastAsPossible = asFastAsPossible
         if rate == "max" { config.setMaxRate() } else { config.tradesPerSecond = Double(rate) ?? 20 }
         config.dropAfterFrames = dropAfterFrames
+        config.orderFeeBps = orderFeeBps
+        config.orderLatencyMilliseconds = orderLatencyMs
         config.dropAfterSeconds = dropAfterSeconds
         config.malformedEvery = malformedEvery
         config.stallEverySeconds = stallEverySeconds

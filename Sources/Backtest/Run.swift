@@ -1,0 +1,282 @@
+import Feed
+import Foundation
+import Pipeline
+import Replay
+import Synchronization
+
+/// What a run produced, plus how fast it went (the speed is not part of the deterministic report).
+public struct BacktestResult: Sendable {
+    public var report: BacktestReport
+    /// Wall time of the event loop, reading and decoding included.
+    public var wallNs: UInt64
+    /// Lines or rows skipped because of `skipBad`, and trade messages that did not decode (paper trading).
+    public var skipped: Int
+    public var tradesPerSecond: Double { wallNs > 0 ? Double(report.trades) * 1e9 / Double(wallNs) : 0 }
+    /// `<trades> trades in <s> s (<rate> trades/s)`.
+    public var speedLine: String {
+        String(format: "%d trades in %.3f s (%.0f trades/s)", report.trades, Double(wallNs) / 1e9, tradesPerSecond)
+            + (skipped > 0 ? ", \(skipped) skipped" : "")
+    }
+}
+
+/// Input formats `Backtest.run(path:)` reads: a recording, or history the replay importers understand.
+public enum InputFormat: String, Sendable, CaseIterable {
+    /// `.csv`/`.csv.gz` → tardis, `.zip` → lean, anything else → recording.
+    case auto, recording, tardis, binance, lean
+
+    func resolved(for path: String) -> InputFormat {
+        guard self == .auto else { return self }
+        let p = path.lowercased()
+        if p.hasSuffix(".csv") || p.hasSuffix(".csv.gz") { return .tardis }
+        if p.hasSuffix(".zip") { return .lean }
+        return .recording
+    }
+}
+
+/// Runs strategies over history as fast as the machine allows.
+public enum Backtest {
+    /// Runs `strategy` over the file at `path`, in the file's order. Bad input throws a one-line
+    /// ``BacktestFailure`` naming file and line, unless `skipBad`.
+    public static func run<S: Strategy>(path: String, format: InputFormat = .auto, strategy: S, config: BacktestConfig = BacktestConfig(),
+                                        skipBad: Bool = false) throws(BacktestFailure) -> BacktestResult {
+        try runFile(path, format, strategy, config, skipBad)
+    }
+
+    static func runFile<S: Strategy>(_ path: String, _ format: InputFormat, _ strategy: S, _ config: BacktestConfig,
+                                     _ skipBad: Bool) throws(BacktestFailure) -> BacktestResult {
+        guard FileManager.default.fileExists(atPath: path) else { throw BacktestFailure("\(path): no such file") }
+        var engine = try BacktestEngine(strategy: strategy, config: config)
+        let start = DispatchTime.now().uptimeNanoseconds
+        let queue = ChunkQueue(depth: 8)
+        let reader = Thread { TapeReader.read(path: path, format: format.resolved(for: path), skipBad: skipBad, into: queue) }
+        reader.name = "backtest-reader"
+        reader.start()
+        var decoded: [Trade] = []
+        var skipped = 0
+        func finish(_ failure: BacktestFailure) -> BacktestFailure {
+            queue.stop()
+            while true { switch queue.take() { case .end, .failure: return failure; default: continue } }
+        }
+        while true {
+            switch queue.take() {
+            case .trades(let trades): for t in trades { engine.process(t) }
+            case .raw(let chunk):
+                do { skipped += try chunk.decode(into: &decoded, path: path, skipBad: skipBad) } catch { throw finish(error) }
+                for t in decoded { engine.process(t) }
+            case .end(let n):
+                return BacktestResult(report: engine.report(), wallNs: DispatchTime.now().uptimeNanoseconds - start, skipped: skipped + n)
+            case .failure(let f): throw f
+            }
+        }
+    }
+
+    /// ``run(path:format:strategy:config:skipBad:)`` for a strategy of a type known only at run time (as
+    /// ``Strategies/make(_:parameters:)`` returns): built-in strategies run on code specialized for their type.
+    public static func run(path: String, format: InputFormat = .auto, strategy: any Strategy, config: BacktestConfig = BacktestConfig(),
+                           skipBad: Bool = false) throws(BacktestFailure) -> BacktestResult {
+        switch strategy {
+        case let s as BuyAndHold: return try runFile(path, format, s, config, skipBad)
+        case let s as VWAPReversion: return try runFile(path, format, s, config, skipBad)
+        case let s as Breakout: return try runFile(path, format, s, config, skipBad)
+        default: return try runFile(path, format, strategy, config, skipBad)
+        }
+    }
+
+    /// Runs `strategy` over the trades of `trades`, in order (any sequence: a tape in memory, a test fixture).
+    public static func run<S: Strategy>(trades: some Sequence<Trade>, strategy: S, config: BacktestConfig = BacktestConfig()) throws(BacktestFailure) -> BacktestResult {
+        var engine = try BacktestEngine(strategy: strategy, config: config)
+        let start = DispatchTime.now().uptimeNanoseconds
+        for t in trades { engine.process(t) }
+        return BacktestResult(report: engine.report(), wallNs: DispatchTime.now().uptimeNanoseconds - start, skipped: 0)
+    }
+
+    /// Runs `strategy` over every trade a ``Feed`` delivers until its event stream ends (the feed stops, fails
+    /// fatally, or the task is cancelled, which stops the feed).
+    public static func run<S: Strategy>(feed: some Feed, strategy: S, config: BacktestConfig = BacktestConfig()) async throws -> BacktestResult {
+        var engine = try BacktestEngine(strategy: strategy, config: config)
+        let start = DispatchTime.now().uptimeNanoseconds
+        let runner = Task { try await feed.run() }
+        await withTaskCancellationHandler {
+            for await event in feed.events {
+                if case .trades(let trades) = event { engine.process(trades) }
+            }
+        } onCancel: {
+            runner.cancel()
+        }
+        _ = await runner.result
+        return BacktestResult(report: engine.report(), wallNs: DispatchTime.now().uptimeNanoseconds - start, skipped: 0)
+    }
+}
+
+/// Parses the command line's durations: `500ms`, `10s`, `1m`, `2h`, or a plain number of seconds. Returns ms.
+public enum DurationText {
+    public static func milliseconds(_ text: String) throws(BacktestFailure) -> Int64 {
+        let t = text.trimmingCharacters(in: .whitespaces).lowercased()
+        let units: [(String, Double)] = [("ms", 1), ("s", 1000), ("m", 60_000), ("h", 3_600_000)]
+        var number = t, scale = 1000.0
+        for (suffix, s) in units where t.hasSuffix(suffix) { number = String(t.dropLast(suffix.count)); scale = s; break }
+        guard let v = Double(number), v.isFinite, v >= 0, (v * scale).rounded() == v * scale, v * scale < 1e15 else {
+            throw BacktestFailure("invalid duration \"\(text)\": use e.g. 500ms, 10s, 1m")
+        }
+        return Int64(v * scale)
+    }
+}
+
+/// Reads a file on its own thread and hands its trades to the engine in order, in chunks. Of a recording, it
+/// decodes two chunks in three and leaves the third to the engine's thread (`raw`), so reading, decoding and
+/// the engine share two cores.
+enum TapeReader {
+    static let chunkSize = 4096
+
+    static func read(path: String, format: InputFormat, skipBad: Bool, into queue: ChunkQueue) {
+        var chunk: [Trade] = []
+        chunk.reserveCapacity(chunkSize + 64)
+        func emit(_ trades: [Trade]) {
+            chunk.append(contentsOf: trades)
+            if chunk.count >= chunkSize {
+                queue.put(.trades(chunk))
+                chunk.removeAll(keepingCapacity: true)
+            }
+        }
+        do {
+            var skipped = 0
+            switch format {
+            case .recording, .auto:
+                let reader = try RecordingReader(path: path, skipBad: skipBad, validateFrames: false)
+                var raw = RawChunk()
+                var sequence = 0
+                while let f = try reader.nextRaw(checkUTF8: false) {
+                    if sequence % 3 == 2 {
+                        raw.append(f)
+                        if raw.lines.count >= chunkSize {
+                            queue.put(.raw(raw))
+                            raw = RawChunk()
+                            sequence += 1
+                            if queue.stopped { break }
+                        }
+                        continue
+                    }
+                    let frame: FinnhubFrame
+                    do { frame = try FinnhubCodec.decode(UnsafeRawBufferPointer(f.bytes)) } catch {
+                        try reader.reportBadFrame(line: f.line, "frame does not decode: \(error)")
+                        continue
+                    }
+                    if case .trades(let trades) = frame {
+                        chunk.append(contentsOf: trades)
+                        if chunk.count >= chunkSize {
+                            queue.put(.trades(chunk))
+                            chunk.removeAll(keepingCapacity: true)
+                            sequence += 1
+                            if queue.stopped { break }
+                        }
+                    }
+                }
+                if !chunk.isEmpty { queue.put(.trades(chunk)) }
+                if !raw.lines.isEmpty { queue.put(.raw(raw)) }
+                chunk.removeAll()
+                skipped = reader.skippedLines
+            case .tardis: skipped = try imported(TardisTradesImporter(path: path, skipBad: skipBad), emit)
+            case .binance: skipped = try imported(BinanceRawImporter(path: path, skipBad: skipBad), emit)
+            case .lean: skipped = try imported(LeanTickImporter(path: path, skipBad: skipBad), emit)
+            }
+            if !chunk.isEmpty { queue.put(.trades(chunk)) }
+            queue.put(.end(skipped: skipped))
+        } catch let e as RecordingError {
+            queue.put(.failure(BacktestFailure(e.kind == .io ? "\(path): \(e.message)" : e.description)))
+        } catch {
+            queue.put(.failure(BacktestFailure("\(path): \(error)")))
+        }
+    }
+
+    private static func imported(_ importer: some TradeImporter, _ emit: ([Trade]) -> Void) throws -> Int {
+        try importer.run { _, frame in
+            if case .trades(let trades) = try FinnhubCodec.decode(frame) { emit(trades) }
+        }.rowsSkipped
+    }
+}
+
+/// Frames copied out of the reader's buffer, decoded later on another thread.
+struct RawChunk: Sendable {
+    var bytes: [UInt8] = []
+    var ends: [Int] = []
+    var lines: [Int] = []
+
+    init() {
+        bytes.reserveCapacity(TapeReader.chunkSize * 160)
+        ends.reserveCapacity(TapeReader.chunkSize)
+        lines.reserveCapacity(TapeReader.chunkSize)
+    }
+
+    mutating func append(_ f: RecordingReader.RawFrame) {
+        bytes.append(contentsOf: f.bytes)
+        ends.append(bytes.count)
+        lines.append(f.line)
+    }
+
+    /// Replaces `out` with the chunk's trades; returns the frames skipped (`skipBad`) or throws the first bad one.
+    func decode(into out: inout [Trade], path: String, skipBad: Bool) throws(BacktestFailure) -> Int {
+        out.removeAll(keepingCapacity: true)
+        var skipped = 0
+        var failure: BacktestFailure?
+        bytes.withUnsafeBytes { all in
+            var start = 0
+            for i in ends.indices {
+                let frame = UnsafeRawBufferPointer(rebasing: all[start..<ends[i]])
+                start = ends[i]
+                do {
+                    if case .trades(let trades) = try FinnhubCodec.decode(frame) { out.append(contentsOf: trades) }
+                } catch {
+                    guard skipBad else {
+                        failure = BacktestFailure(RecordingError(.invalidFrame, path: path, line: lines[i], "frame does not decode: \(error)").description)
+                        return
+                    }
+                    skipped += 1
+                }
+            }
+        }
+        if let failure { throw failure }
+        return skipped
+    }
+}
+
+/// A bounded FIFO between one reader thread and the engine.
+final class ChunkQueue: Sendable {
+    enum Item: Sendable {
+        case trades([Trade])
+        case raw(RawChunk)
+        case end(skipped: Int)
+        case failure(BacktestFailure)
+    }
+
+    private let items = Mutex<[Item]>([])
+    private let filled = DispatchSemaphore(value: 0)
+    private let free: DispatchSemaphore
+    private let stopFlag = Atomic<Bool>(false)
+
+    init(depth: Int) { free = DispatchSemaphore(value: depth) }
+
+    /// Set by the consumer when it gives up early; the producer then ends soon, and ``put(_:)`` never blocks.
+    var stopped: Bool { stopFlag.load(ordering: .relaxed) }
+    func stop() {
+        stopFlag.store(true, ordering: .relaxed)
+        free.signal()
+    }
+
+    /// Blocks while `depth` items are waiting (unless stopped).
+    func put(_ item: Item) {
+        if !stopped {
+            free.wait()
+            if stopped { free.signal() }
+        }
+        items.withLock { $0.append(item) }
+        filled.signal()
+    }
+
+    /// Blocks until an item is there.
+    func take() -> Item {
+        filled.wait()
+        let item = items.withLock { $0.removeFirst() }
+        free.signal()
+        return item
+    }
+}

@@ -1,0 +1,187 @@
+import Backtest
+import Feed
+import Foundation
+import Pipeline
+import Replay
+import Testing
+
+/// Records everything it is shown and checks it against the clock; trades now and then so fills happen.
+struct Recorder: Strategy {
+    var seen: [Trade] = []
+    var violations: [String] = []
+    var windows = 0
+    var fills = 0
+    var submittedAt: [Int64] = []
+    let latency: Int64
+    let tape: [Trade]
+    var name: String { "recorder" }
+
+    mutating func onTrade(_ trade: Trade, _ ctx: StrategyContext) -> [Order] {
+        if trade.timestamp > ctx.now { violations.append("trade \(trade.timestamp) after now \(ctx.now)") }
+        seen.append(trade)
+        guard seen.count % 97 == 0 else { return [] }
+        submittedAt.append(ctx.now)
+        let side: Side = ctx.portfolio.position(trade.symbol) > 0 ? .sell : .buy
+        return [.market(trade.symbol, side, 1), .limit(trade.symbol, .buy, 1, at: trade.price * 0.999)]
+    }
+
+    mutating func onWindow(_ w: WindowMetrics, _ ctx: StrategyContext) -> [Order] {
+        windows += 1
+        if w.windowEnd > ctx.now { violations.append("window ending \(w.windowEnd) delivered at \(ctx.now)") }
+        let inside = seen.filter { $0.symbol == w.symbol && $0.timestamp >= w.windowStart && $0.timestamp < w.windowEnd }
+        if inside.count != w.tradeCount { violations.append("window \(w.windowStart) holds \(w.tradeCount) trades, strategy saw \(inside.count)") }
+        return []
+    }
+
+    mutating func onFill(_ f: Fill, _ ctx: StrategyContext) -> [Order] {
+        fills += 1
+        if f.timestamp > ctx.now { violations.append("fill at \(f.timestamp) after now \(ctx.now)") }
+        if !submittedAt.contains(where: { $0 + latency <= f.timestamp }) { violations.append("fill at \(f.timestamp) before any order was active") }
+        if seen.count >= tape.count || tape[seen.count].timestamp != f.timestamp || tape[seen.count].symbol != f.symbol {
+            violations.append("fill at \(f.timestamp) is not against the next, still unseen trade")
+        }
+        return []
+    }
+}
+
+@Suite struct EngineTests {
+    @Test func strategiesNeverSeeTheFuture() throws {
+        let trades = syntheticTrades(count: 20_000)
+        var c = BacktestConfig()
+        c.latencyMs = 250
+        c.window = WindowConfig(windowMs: 30_000, hopMs: 5_000, allowedLatenessMs: 0, idleGraceMs: 0)
+        var engine = try BacktestEngine(strategy: Recorder(latency: 250, tape: trades), config: c)
+        for t in trades { engine.process(t) }
+        let r = engine.strategy
+        #expect(r.violations.isEmpty, "\(r.violations.prefix(5))")
+        #expect(r.seen == trades)
+        #expect(r.windows > 100 && r.fills > 100)
+    }
+
+    /// The recording path, the importer-free in-memory path and a second run give the same bytes.
+    @Test func sameInputGivesByteIdenticalReports() throws {
+        let dir = tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let trades = syntheticTrades(count: 30_000)
+        try writeRecording(trades, to: dir + "/s.jsonl")
+        try writeRecording(trades, to: dir + "/s.jsonl.gz", perFrame: 7)
+        for name in Strategies.names {
+            var c = BacktestConfig()
+            c.feeBps = 7.5; c.latencyMs = 100
+            let s = try Strategies.make(name, parameters: [])
+            let a = try Backtest.run(path: dir + "/s.jsonl", strategy: s, config: c).report
+            let b = try Backtest.run(path: dir + "/s.jsonl", strategy: try Strategies.make(name, parameters: []), config: c).report
+            let g = try Backtest.run(path: dir + "/s.jsonl.gz", strategy: try Strategies.make(name, parameters: []), config: c).report
+            let m = try Backtest.run(trades: trades, strategy: try Strategies.make(name, parameters: []), config: c).report
+            #expect(a.jsonBytes() == b.jsonBytes() && a.svg() == b.svg() && a.html() == b.html())
+            #expect(a == g && a == m)
+            #expect(a.trades == 30_000 && a.fills > 0, "\(name)")
+            let json = try JSONSerialization.jsonObject(with: Data(a.jsonBytes())) as! [String: Any]
+            #expect(json["strategy"] as? String == name && (json["equity_curve"] as? [Any])?.isEmpty == false)
+            #expect(a.curve.count <= c.maxCurvePoints && a.curve.map(\.time) == a.curve.map(\.time).sorted())
+        }
+    }
+
+    @Test func symbolFilterAndFailures() throws {
+        let trades = syntheticTrades(count: 1000)
+        var c = BacktestConfig()
+        c.symbols = ["AAPL"]
+        let r = try Backtest.run(trades: trades, strategy: BuyAndHold(), config: c).report
+        #expect(r.trades == trades.filter { $0.symbol == "AAPL" }.count)
+        #expect(r.symbols.map(\.symbol) == ["AAPL"])
+        #expect(throws: BacktestFailure("/nonexistent/x.jsonl: no such file")) {
+            try Backtest.run(path: "/nonexistent/x.jsonl", strategy: BuyAndHold())
+        }
+        let dir = tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try Data("not a header\n".utf8).write(to: URL(fileURLWithPath: dir + "/bad.jsonl"))
+        #expect(throws: BacktestFailure.self) { try Backtest.run(path: dir + "/bad.jsonl", strategy: BuyAndHold()) }
+    }
+
+    /// Buy-and-hold: one fill at the first trade after the first, equity follows the last price.
+    @Test func buyAndHoldBaseline() throws {
+        let tape = [trade(1, 100, 1000), trade(2, 100, 1000), trade(3, 110, 1)]
+        let r = try Backtest.run(trades: tape, strategy: BuyAndHold(), config: config(cash: 1000, feeBps: 10)).report
+        let q = 1000 / (100 * 1.001)
+        #expect(r.fills == 1 && close(r.symbols[0].position, q))
+        #expect(close(r.finalEquity, 1000 - q * 100 * 0.001 + q * 10))
+        #expect(r.roundTrips == 0 && r.winRate == nil && r.exposure == 0.5)
+    }
+}
+
+/// A feed that delivers fixed trade frames, then ends.
+struct FixedFeed: Feed {
+    let frames: [[Trade]]
+    let events: AsyncStream<FeedEvent>
+    let continuation: AsyncStream<FeedEvent>.Continuation
+    init(_ frames: [[Trade]]) {
+        self.frames = frames
+        (events, continuation) = AsyncStream.makeStream(of: FeedEvent.self)
+    }
+    func run() async throws {
+        continuation.yield(.connected(url: "test://"))
+        for f in frames { continuation.yield(.trades(f)) }
+        continuation.finish()
+    }
+    func subscribe(_ symbols: [String]) async {}
+    func unsubscribe(_ symbols: [String]) async {}
+    func stop() async { continuation.finish() }
+}
+
+extension EngineTests {
+    @Test func anyFeedRunsTheSameAsItsTrades() async throws {
+        let trades = syntheticTrades(count: 5000)
+        let frames = stride(from: 0, to: trades.count, by: 10).map { Array(trades[$0..<min($0 + 10, trades.count)]) }
+        let live = try await Backtest.run(feed: FixedFeed(frames), strategy: Breakout(lookback: 2), config: config(feeBps: 1))
+        let offline = try Backtest.run(trades: trades, strategy: Breakout(lookback: 2), config: config(feeBps: 1))
+        #expect(live.report == offline.report && live.report.trades == 5000)
+    }
+
+    /// Built-in strategies typed as `any Strategy` take the specialized path and give the same report.
+    @Test func existentialStrategiesRunLikeConcreteOnes() throws {
+        let dir = tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try writeRecording(syntheticTrades(count: 5000), to: dir + "/s.jsonl")
+        let any: any Strategy = try Strategies.make("vwap-reversion", parameters: ["entry-bps=10"])
+        let a = try Backtest.run(path: dir + "/s.jsonl", strategy: any).report
+        let b = try Backtest.run(path: dir + "/s.jsonl", strategy: VWAPReversion(entryBps: 10)).report
+        #expect(a == b && a.fills > 0)
+    }
+}
+
+extension EngineTests {
+    /// Frames that do not decode fail the run naming their line, or are skipped and counted with `skipBad`,
+    /// whichever thread decodes them.
+    @Test func badFramesAnywhereInTheFile() throws {
+        let dir = tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let trades = syntheticTrades(count: 20_000, symbols: ["X"])
+        let header = RecordingHeader(source: "tests", symbols: ["X"], startNs: 0, createdBy: "tests")
+        let w = try RecordingWriter(path: dir + "/bad.jsonl", header: header)
+        for (i, t) in trades.enumerated() {
+            if i == 100 || i == 10_000 { try w.append(recvNs: t.timestamp * 1_000_000, frame: #"{"type":"trade","data":[{"s":"X"}]}"#) }
+            try w.append(recvNs: t.timestamp * 1_000_000, frame: FinnhubCodec.encodeTrades([t]))
+        }
+        try w.close()
+        #expect(throws: BacktestFailure.self) { try Backtest.run(path: dir + "/bad.jsonl", strategy: BuyAndHold()) }
+        do {
+            _ = try Backtest.run(path: dir + "/bad.jsonl", strategy: BuyAndHold())
+        } catch {
+            #expect(error.message.hasPrefix("bad.jsonl:102: frame does not decode"))
+        }
+        let r = try Backtest.run(path: dir + "/bad.jsonl", strategy: BuyAndHold(), skipBad: true)
+        #expect(r.skipped == 2 && r.report.trades == 20_000)
+        #expect(r.report == (try Backtest.run(trades: trades, strategy: BuyAndHold())).report)
+
+        try w.close()
+        var text = try String(contentsOfFile: dir + "/bad.jsonl", encoding: .utf8).split(separator: "\n")
+        text.remove(at: 101)
+        try (text.joined(separator: "\n") + "\n").write(toFile: dir + "/late.jsonl", atomically: true, encoding: .utf8)
+        do {
+            _ = try Backtest.run(path: dir + "/late.jsonl", strategy: BuyAndHold())
+            Issue.record("a bad frame in the engine-decoded part did not fail the run")
+        } catch {
+            #expect(error.message.hasPrefix("late.jsonl:10002: frame does not decode"), "\(error)")
+        }
+    }
+}
