@@ -16,7 +16,7 @@ public struct WebSocketScenario: Sendable {
         config.port = 0
         config.setMaxRate()
         var quiet = Logger(label: "bench")
-        quiet.logLevel = .error
+        quiet.logLevel = .critical
         let server = SimExchangeServer(config: config, logger: quiet)
         let port = try await server.start()
         let feed = WebSocketFeed(url: "ws://127.0.0.1:\(port)", symbols: WebSocketFeed.defaultSymbols, logger: quiet)

@@ -289,7 +289,7 @@ public final class KafkaConsumer: @unchecked Sendable {
         var value: UnsafeRawPointer?
         var size = 0
         while rd_kafka_header_get_all(hdrs, idx, &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR {
-            result.append(KafkaHeader(name.map { String(cString: $0) } ?? "", value.map { Array(UnsafeRawBufferPointer(start: $0, count: size)) } ?? []))
+            result.append(KafkaHeader(received: name.map { String(cString: $0) } ?? "", value.map { Array(UnsafeRawBufferPointer(start: $0, count: size)) } ?? []))
             idx += 1
         }
         return result

@@ -16,6 +16,8 @@ public struct KafkaHeader: Sendable, Hashable {
     /// `key` NUL-terminated, made once so producing does not copy it per message.
     let cKey: [CChar]
     public init(_ key: String, _ value: [UInt8]) { self.key = key; self.value = value; cKey = Array(key.utf8CString) }
+    /// A header read from a message: `cKey` is made only if it is produced again.
+    init(received key: String, _ value: [UInt8]) { self.key = key; self.value = value; cKey = [] }
     public init(_ key: String, _ value: String) { self.init(key, Array(value.utf8)) }
     public static func == (a: Self, b: Self) -> Bool { a.key == b.key && a.value == b.value }
     public func hash(into hasher: inout Hasher) { hasher.combine(key); hasher.combine(value) }
@@ -194,6 +196,7 @@ public final class KafkaProducer: @unchecked Sendable {
     ) throws(KafkaError) {
         guard !closed.load(ordering: .relaxed) else { throw KafkaError(RD_KAFKA_RESP_ERR__DESTROY, operation: "produce to \(topic)", message: "the producer is closed") }
         let rkt = try topicHandle(topic)
+        let madeKeys: [[CChar]]? = headers.contains { $0.cKey.isEmpty } ? headers.map { $0.cKey.isEmpty ? Array($0.key.utf8CString) : $0.cKey } : nil
         var deadline: UInt64?
         while true {
             let error: OpaquePointer? = withUnsafeTemporaryAllocation(of: rd_kafka_vu_t.self, capacity: 6 + headers.count) { vus in
@@ -213,14 +216,14 @@ public final class KafkaProducer: @unchecked Sendable {
                         put(RD_KAFKA_VTYPE_KEY) { $0.u.mem.ptr = UnsafeMutableRawPointer(mutating: key.baseAddress); $0.u.mem.size = key.count }
                     }
                     if let timestamp { put(RD_KAFKA_VTYPE_TIMESTAMP) { $0.u.i64 = timestamp } }
-                    for header in headers {
+                    for (i, header) in headers.enumerated() {
                         put(RD_KAFKA_VTYPE_HEADER) { vu in
-                            header.cKey.withUnsafeBufferPointer { vu.u.header.name = $0.baseAddress }
+                            (madeKeys?[i] ?? header.cKey).withUnsafeBufferPointer { vu.u.header.name = $0.baseAddress }
                             header.value.withUnsafeBytes { vu.u.header.val = $0.baseAddress }
                             vu.u.header.size = header.value.count
                         }
                     }
-                    return withExtendedLifetime(headers) { rd_kafka_produceva(handle, vus.baseAddress, n) }
+                    return withExtendedLifetime((headers, madeKeys)) { rd_kafka_produceva(handle, vus.baseAddress, n) }
                 }
             guard let error else { state.enqueued.add(1, ordering: .relaxed); return }
             if rd_kafka_error_code(error) == RD_KAFKA_RESP_ERR__QUEUE_FULL, blockWhenFull {

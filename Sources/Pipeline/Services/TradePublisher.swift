@@ -14,18 +14,20 @@ public final class TradePublisher: Sendable {
     public let topic: String
     public let source: String
     public let headers: Bool
+    private let sourceHeader: KafkaHeader
 
     public init(producer: KafkaProducer, topic: String = Topics.rawMarketData, source: String, headers: Bool = true) {
         self.producer = producer
         self.topic = topic
         self.source = source
         self.headers = headers
+        sourceHeader = KafkaHeader("source", source)
     }
 
     /// Hands `trades` to the producer; blocks while the in-flight limit is reached.
     public func publish(_ trades: [Trade]) throws(KafkaError) {
         guard !trades.isEmpty else { return }
-        let headers = self.headers ? [KafkaHeader("source", source), KafkaHeader("ingest_time", String(Int64(Date().timeIntervalSince1970 * 1000)))] : []
+        let headers = self.headers ? [sourceHeader, KafkaHeader("ingest_time", String(Int64(Date().timeIntervalSince1970 * 1000)))] : []
         var value: [UInt8] = []
         value.reserveCapacity(160)
         for trade in trades {
