@@ -59,9 +59,9 @@ public struct EndToEndScenario: Sendable {
 
     static func label(_ rate: Double) -> String { rate >= 1000 ? "\(Int(rate / 1000))k/s" : "\(Int(rate))/s" }
 
-    static var messageBytes: Int {
-        TradeMessage.encode(Trade(symbol: "SYM42", price: 100.25, timestamp: 1_700_000_000_000, volume: 12_345, conditions: ["1"])).count
-    }
+    /// A trade message like the Swift side sends; the C floor sends copies of it (first 8 bytes replaced by the send time).
+    static let template = TradeMessage.encode(Trade(symbol: "SYM42", price: 100.25, timestamp: 1_700_000_000_000, volume: 12_345, conditions: ["1"]))
+    static var messageBytes: Int { template.count }
 
     private func topic(_ kind: String) throws -> String {
         let name = "bench-e2e-\(kind)-\(UInt32.random(in: 0...UInt32.max))"
@@ -77,7 +77,7 @@ public struct EndToEndScenario: Sendable {
         let timing = try measure {
             let rc = latencies.withUnsafeMutableBufferPointer { buf in
                 cfloor_end_to_end(config.bootstrapServers, topic, "bench-e2e-c-\(UInt32.random(in: 0...UInt32.max))", Int64(n), rate,
-                                  Int32(Self.messageBytes), buf.baseAddress, &seconds, &err, err.count)
+                                  Self.template, Int32(Self.messageBytes), buf.baseAddress, &seconds, &err, err.count)
             }
             if rc != 0 {
                 throw KafkaScenarios.Failure(description: "C end-to-end: \(String(decoding: err.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))")

@@ -74,8 +74,7 @@ public struct ReplayScenarios: Sendable {
         while i < trades {
             batch.removeAll(keepingCapacity: true)
             for _ in 0..<min(tradesPerFrame, trades - i) {
-                batch.append(Trade(symbol: symbols[i % symbols.count], price: 30_000 + Double(i % 10_007) / 100, timestamp: start / 1_000_000 + Int64(i),
-                                   volume: Double(1 + i % 997) / 1000, conditions: nil))
+                batch.append(trade(i, startMs: start / 1_000_000))
                 i += 1
             }
             try writer.append(recvNs: start + frame * frameGapNs, frame: FinnhubCodec.encodeTrades(batch))
@@ -83,6 +82,12 @@ public struct ReplayScenarios: Sendable {
         }
         try writer.close()
         return path
+    }
+
+    /// Trade `i` of a synthetic recording.
+    func trade(_ i: Int, startMs: Int64) -> Trade {
+        Trade(symbol: symbols[i % symbols.count], price: 30_000 + Double(i % 10_007) / 100, timestamp: startMs + Int64(i),
+              volume: Double(1 + i % 997) / 1000, conditions: nil)
     }
 
     public func run(includeKafka: Bool) async throws -> [BenchResult] {
@@ -105,12 +110,21 @@ public struct ReplayScenarios: Sendable {
             var err = [CChar](repeating: 0, count: 512)
             var cSeconds = 0.0
             let c = try measure {
-                if cfloor_produce(config.bootstrapServers, cTopic, Int64(trades), Int32(bytes), Int32(symbols.count), &cSeconds, &err, err.count) != 0 {
+                let count = min(trades, symbols.count * 1_000)
+                var values: [UInt8] = []
+                var lengths: [Int32] = []
+                for i in 0..<count {
+                    let before = values.count
+                    TradeMessage.encode(trade(i, startMs: 1_764_000_000_000), into: &values)
+                    lengths.append(Int32(values.count - before))
+                }
+                if cfloor_produce_values(config.bootstrapServers, cTopic, Int64(trades), values, lengths, Int32(count), Int32(symbols.count),
+                                         &cSeconds, &err, err.count) != 0 {
                     throw KafkaScenarios.Failure(description: "C produce: \(String(decoding: err.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))")
                 }
             }
             let floor = BenchResult(scenario: "produce for replay (C floor)", messages: trades, messageBytes: bytes, seconds: cSeconds, cpuSeconds: c.cpu,
-                                    note: "\(symbols.count) keys, \(partitions) partitions, no headers")
+                                    note: "the replay's messages (same JSON values and keys), \(partitions) partitions, no headers")
             results.append(floor)
             for headers in [true, false] {
                 let publisher = TradePublisher(producer: try KafkaProducer(config: config), topic: topic, source: "replay:bench", headers: headers)

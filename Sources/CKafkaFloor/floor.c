@@ -94,6 +94,35 @@ int cfloor_produce(const char *bootstrap, const char *topic, int64_t n, int valu
     return 0;
 }
 
+int cfloor_produce_values(const char *bootstrap, const char *topic, int64_t n, const uint8_t *values, const int32_t *lengths,
+                          int value_count, int key_count, double *seconds, char *err, size_t errlen) {
+    int64_t failures = 0;
+    rd_kafka_t *rk = make_producer(bootstrap, &failures, err, errlen);
+    if (!rk) return -1;
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+    int64_t *starts = malloc(sizeof(int64_t) * (size_t)value_count);
+    int64_t offset = 0;
+    for (int j = 0; j < value_count; j++) { starts[j] = offset; offset += lengths[j]; }
+    char key[32];
+    double start = now_s();
+    for (int64_t i = 0; i < n; i++) {
+        int j = (int)(i % value_count);
+        int keylen = snprintf(key, sizeof key, "SYM%d", (int)(i % key_count));
+        if (produce_one(rk, rkt, key, keylen, values + starts[j], (size_t)lengths[j])) {
+            snprintf(err, errlen, "produce: %s", rd_kafka_err2str(rd_kafka_last_error()));
+            break;
+        }
+        rd_kafka_poll(rk, 0);
+    }
+    rd_kafka_resp_err_t ferr = rd_kafka_flush(rk, 60000);
+    *seconds = now_s() - start;
+    free(starts);
+    rd_kafka_topic_destroy(rkt);
+    rd_kafka_destroy(rk);
+    if (ferr || failures) { snprintf(err, errlen, "flush: %s, %lld failed", rd_kafka_err2str(ferr), (long long)failures); return -1; }
+    return 0;
+}
+
 static rd_kafka_t *make_consumer(const char *bootstrap, const char *topic, const char *group, char *err, size_t errlen) {
     rd_kafka_conf_t *conf = base_conf(bootstrap, err, errlen);
     if (!conf) return NULL;
@@ -167,7 +196,7 @@ static void sleep_until_ns(int64_t due) {
 }
 
 int cfloor_end_to_end(const char *bootstrap, const char *topic, const char *group, int64_t n, double rate,
-                      int value_size, int64_t *latencies, double *seconds, char *err, size_t errlen) {
+                      const uint8_t *template_value, int value_size, int64_t *latencies, double *seconds, char *err, size_t errlen) {
     int64_t failures = 0;
     rd_kafka_t *prod = make_producer(bootstrap, &failures, err, errlen);
     if (!prod) return -1;
@@ -186,7 +215,7 @@ int cfloor_end_to_end(const char *bootstrap, const char *topic, const char *grou
     }
     if (value_size < (int)sizeof(int64_t)) value_size = sizeof(int64_t);
     char *value = calloc(1, (size_t)value_size);
-    memset(value, 'x', (size_t)value_size);
+    if (template_value) memcpy(value, template_value, (size_t)value_size); else memset(value, 'x', (size_t)value_size);
     int64_t start = now_ns();
     double interval = 1e9 / rate;
     char key[32];

@@ -11,13 +11,19 @@
 int cfloor_produce(const char *bootstrap, const char *topic, int64_t n, int value_size, int key_count,
                    double *seconds, char *err, size_t errlen);
 
+/* Like cfloor_produce, but message i carries value i % value_count of the value_count values laid end to end
+ * in values (lengths[j] bytes each), so the floor sends the same bytes as the scenario it is compared with. */
+int cfloor_produce_values(const char *bootstrap, const char *topic, int64_t n, const uint8_t *values, const int32_t *lengths,
+                          int value_count, int key_count, double *seconds, char *err, size_t errlen);
+
 /* Consumes n messages from the start of topic in a new group; times first to last message. */
 int cfloor_consume(const char *bootstrap, const char *topic, const char *group, int64_t n,
                    double *seconds, char *err, size_t errlen);
 
-/* Produces n messages of value_size bytes starting with the send time (ns, CLOCK_MONOTONIC), paced at
+/* Produces n messages of value_size bytes (a copy of template_value, or 'x's when it is NULL) whose first
+ * 8 bytes are replaced by the send time (ns, CLOCK_MONOTONIC), paced at
  * rate msgs/s by absolute sleeps, while a consumer in the same process records receive - send
  * latencies (ns) into latencies[0..n); seconds is first send to last receive. */
 int cfloor_end_to_end(const char *bootstrap, const char *topic, const char *group, int64_t n, double rate,
-                      int value_size, int64_t *latencies, double *seconds, char *err, size_t errlen);
+                      const uint8_t *template_value, int value_size, int64_t *latencies, double *seconds, char *err, size_t errlen);
 #endif
