@@ -107,6 +107,10 @@ public final class KafkaConsumer: @unchecked Sendable {
                 state.onRebalance?(.revoked(list.sorted()))
             }
         }
+        rd_kafka_conf_set_offset_commit_cb(conf) { _, err, _, _ in
+            guard err != RD_KAFKA_RESP_ERR_NO_ERROR, err != RD_KAFKA_RESP_ERR__NO_OFFSET else { return }
+            RdKafka.logger.warning("\(KafkaError(err, operation: "commit offsets"))")
+        }
         handle = try RdKafka.makeHandle(type: RD_KAFKA_CONSUMER, conf: conf)
         rd_kafka_poll_set_consumer(handle)
         queue = rd_kafka_queue_get_consumer(handle)
@@ -182,11 +186,13 @@ public final class KafkaConsumer: @unchecked Sendable {
         if err != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(err, operation: "store offsets") }
     }
 
-    /// Commits exactly `offsets` (each the next offset to read) and waits for the broker.
-    public func commit(_ offsets: [TopicPartitionOffset]) throws(KafkaError) {
+    /// Commits exactly `offsets` (each the next offset to read). With `wait` (the default) it waits for
+    /// the broker and throws its error; without, it returns at once and a failure is logged (a later
+    /// commit of higher offsets covers it).
+    public func commit(_ offsets: [TopicPartitionOffset], wait: Bool = true) throws(KafkaError) {
         let list = Self.list(offsets)
         defer { rd_kafka_topic_partition_list_destroy(list) }
-        let err = rd_kafka_commit(handle, list, 0)
+        let err = rd_kafka_commit(handle, list, wait ? 0 : 1)
         if err != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(err, operation: "commit offsets") }
     }
 

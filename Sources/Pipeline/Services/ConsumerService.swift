@@ -10,7 +10,8 @@ import Synchronization
 /// Contract: a record's offset is committed only after everything it produced (outputs, a
 /// dead letter, a stored file) was acknowledged by Kafka or made durable. ``run(_:)`` processes
 /// batches until ``KafkaConsumer/finish()`` (graceful shutdown), then finishes the in-flight
-/// batch, flushes, commits and leaves the group.
+/// batch, flushes, commits and leaves the group. Periodic commits do not wait for the broker
+/// (processing goes on; a failed one is logged and covered by the next); the final one does.
 public final class ConsumerService: Sendable {
     public struct Options: Sendable {
         public var groupID: String
@@ -70,7 +71,7 @@ public final class ConsumerService: Sendable {
             let explicit = try await beforeCheckpoint(final)
             try producer.flush(timeout: .seconds(60))
             let offsets = explicit ?? pending.map { TopicPartitionOffset(topic: $0.key.topic, partition: $0.key.partition, offset: $0.value) }
-            if !offsets.isEmpty { try consumer.commit(offsets) }
+            if !offsets.isEmpty { try consumer.commit(offsets, wait: final) }
             pending.removeAll()
             lag.record(consumer.lag())
             lastCheckpoint = .now
