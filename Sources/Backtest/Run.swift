@@ -239,44 +239,13 @@ struct RawChunk: Sendable {
     }
 }
 
-/// A bounded FIFO between one reader thread and the engine.
-final class ChunkQueue: Sendable {
-    enum Item: Sendable {
-        case trades([Trade])
-        case raw(RawChunk)
-        case end(skipped: Int)
-        case failure(BacktestFailure)
-    }
-
-    private let items = Mutex<[Item]>([])
-    private let filled = DispatchSemaphore(value: 0)
-    private let free: DispatchSemaphore
-    private let stopFlag = Atomic<Bool>(false)
-
-    init(depth: Int) { free = DispatchSemaphore(value: depth) }
-
-    /// Set by the consumer when it gives up early; the producer then ends soon, and ``put(_:)`` never blocks.
-    var stopped: Bool { stopFlag.load(ordering: .relaxed) }
-    func stop() {
-        stopFlag.store(true, ordering: .relaxed)
-        free.signal()
-    }
-
-    /// Blocks while `depth` items are waiting (unless stopped).
-    func put(_ item: Item) {
-        if !stopped {
-            free.wait()
-            if stopped { free.signal() }
-        }
-        items.withLock { $0.append(item) }
-        filled.signal()
-    }
-
-    /// Blocks until an item is there.
-    func take() -> Item {
-        filled.wait()
-        let item = items.withLock { $0.removeFirst() }
-        free.signal()
-        return item
-    }
+/// What the reader thread hands the engine, in order.
+enum ChunkItem: Sendable {
+    case trades([Trade])
+    case raw(RawChunk)
+    case end(skipped: Int)
+    case failure(BacktestFailure)
 }
+
+/// The bounded FIFO between one reader thread and the engine.
+typealias ChunkQueue = BlockingQueue<ChunkItem>

@@ -4,15 +4,12 @@ extension BenchReport {
     /// A self-contained HTML page (inline CSS and SVG, no scripts or external resources): machine
     /// facts, the latency percentile curve per offered rate, throughput per scenario, and the table.
     public func html() -> String {
+        let columns = ["scenario", "msgs", "bytes", "seconds", "msgs/s", "MB/s", "cpu s", "vs C", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "max ms"]
         var rows = ""
         for r in results {
-            func ms(_ k: String) -> String { r.latencyMs?[k].map { String(format: "%.2f", $0) } ?? "" }
-            let vsC = (r.ratioToFloor ?? r.p99RatioToFloor).map { String(format: "%.2f×", $0) } ?? ""
-            rows += "<tr><td>\(escape(r.scenario))</td><td>\(r.messages)</td><td>\(r.messageBytes)</td><td>\(String(format: "%.3f", r.seconds))</td>"
-            rows += "<td>\(String(format: "%.0f", r.messagesPerSecond))</td><td>\(String(format: "%.1f", r.megabytesPerSecond))</td>"
-            rows += "<td>\(String(format: "%.2f", r.cpuSeconds))</td><td>\(vsC)</td><td>\(ms("p50"))</td><td>\(ms("p90"))</td><td>\(ms("p99"))</td>"
-            rows += "<td>\(ms("p99.9"))</td><td>\(ms("max"))</td><td class=note>\(escape(r.note ?? ""))</td></tr>\n"
+            rows += "<tr>" + columns.map { "<td>\(escape(r.cell($0)))</td>" }.joined() + "<td class=note>\(escape(r.note ?? ""))</td></tr>\n"
         }
+        let header = columns.map { "<th>\(escape($0))</th>" }.joined() + "<th>note</th>"
         return """
         <!DOCTYPE html>
         <html lang="en"><head><meta charset="utf-8"><title>bench \(escape(date))</title>
@@ -30,7 +27,7 @@ extension BenchReport {
         <h2>Throughput per scenario</h2>
         \(throughputSVG())
         <h2>All results</h2>
-        <table><tr><th>scenario</th><th>msgs</th><th>bytes</th><th>seconds</th><th>msgs/s</th><th>MB/s</th><th>cpu s</th><th>vs C</th><th>p50 ms</th><th>p90 ms</th><th>p99 ms</th><th>p99.9 ms</th><th>max ms</th><th>note</th></tr>
+        <table><tr>\(header)</tr>
         \(rows)</table>
         </body></html>
 

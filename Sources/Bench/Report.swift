@@ -70,6 +70,26 @@ public struct BenchResult: Codable, Sendable, Equatable {
     }
 }
 
+extension BenchResult {
+    /// The text of one report column (`scenario`, `msgs`, `bytes`, `seconds`, `msgs/s`, `MB/s`, `cpu s`, `vs C`,
+    /// `p50 ms` … `max ms`), the same in the terminal table and the HTML page; empty when not measured.
+    func cell(_ column: String) -> String {
+        switch column {
+        case "scenario": return scenario
+        case "msgs": return "\(messages)"
+        case "bytes": return "\(messageBytes)"
+        case "seconds": return String(format: "%.3f", seconds)
+        case "msgs/s": return String(format: "%.0f", messagesPerSecond)
+        case "MB/s": return String(format: "%.1f", megabytesPerSecond)
+        case "cpu s": return String(format: "%.2f", cpuSeconds)
+        case "vs C": return (ratioToFloor ?? p99RatioToFloor).map { String(format: "%.2f×", $0) } ?? ""
+        default:
+            let key = column.hasSuffix(" ms") ? String(column.dropLast(3)) : column
+            return latencyMs?[key].map { String(format: "%.2f", $0) } ?? ""
+        }
+    }
+}
+
 /// One point of a latency percentile curve.
 public struct LatencyPoint: Codable, Sendable, Equatable {
     public var percentile: Double
@@ -96,15 +116,7 @@ public struct BenchReport: Codable, Sendable {
         var lines = ["bench \(date) · \(cores) cores, \(String(format: "%.0f", memoryGB)) GB · librdkafka \(librdkafka) · broker \(broker) · \(build) build", ""]
         let header = ["scenario", "msgs", "bytes", "seconds", "msgs/s", "MB/s", "cpu s", "vs C", "p50 ms", "p99 ms", "p99.9 ms", "max ms"]
         var rows = [header]
-        for r in results {
-            func ms(_ k: String) -> String { r.latencyMs?[k].map { String(format: "%.2f", $0) } ?? "" }
-            rows.append([
-                r.scenario, "\(r.messages)", "\(r.messageBytes)", String(format: "%.3f", r.seconds),
-                String(format: "%.0f", r.messagesPerSecond), String(format: "%.1f", r.megabytesPerSecond),
-                String(format: "%.2f", r.cpuSeconds), (r.ratioToFloor ?? r.p99RatioToFloor).map { String(format: "%.2f×", $0) } ?? "",
-                ms("p50"), ms("p99"), ms("p99.9"), ms("max"),
-            ])
-        }
+        for r in results { rows.append(header.map(r.cell)) }
         let widths = header.indices.map { i in rows.map { $0[i].count }.max() ?? 0 }
         for row in rows {
             lines.append(row.enumerated().map { i, cell in i == 0 ? cell.padding(toLength: widths[i], withPad: " ", startingAt: 0) : String(repeating: " ", count: widths[i] - cell.count) + cell }.joined(separator: "  "))

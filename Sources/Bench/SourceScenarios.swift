@@ -67,14 +67,14 @@ public struct ReplayScenarios: Sendable {
     /// Writes a recording of `trades` trades, `tradesPerFrame` per frame, frames `frameGapNs` apart.
     func makeRecording(trades: Int, frameGapNs: Int64) throws -> String {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("bench-\(UInt32.random(in: 0...UInt32.max)).jsonl").path
-        let start: Int64 = 1_764_000_000_000_000_000
+        let start = Self.startNs
         let writer = try RecordingWriter(path: path, header: RecordingHeader(source: "bench", symbols: symbols, startNs: start, createdBy: "bench"))
         var i = 0, frame: Int64 = 0
         var batch: [Trade] = []
         while i < trades {
             batch.removeAll(keepingCapacity: true)
             for _ in 0..<min(tradesPerFrame, trades - i) {
-                batch.append(trade(i, startMs: start / 1_000_000))
+                batch.append(trade(i))
                 i += 1
             }
             try writer.append(recvNs: start + frame * frameGapNs, frame: FinnhubCodec.encodeTrades(batch))
@@ -84,16 +84,19 @@ public struct ReplayScenarios: Sendable {
         return path
     }
 
+    /// Receive time of a synthetic recording's first frame.
+    static let startNs: Int64 = 1_764_000_000_000_000_000
+
     /// Trade `i` of a synthetic recording.
-    func trade(_ i: Int, startMs: Int64) -> Trade {
-        Trade(symbol: symbols[i % symbols.count], price: 30_000 + Double(i % 10_007) / 100, timestamp: startMs + Int64(i),
+    func trade(_ i: Int) -> Trade {
+        Trade(symbol: symbols[i % symbols.count], price: 30_000 + Double(i % 10_007) / 100, timestamp: Self.startNs / 1_000_000 + Int64(i),
               volume: Double(1 + i % 997) / 1000, conditions: nil)
     }
 
     public func run(includeKafka: Bool) async throws -> [BenchResult] {
         let path = try makeRecording(trades: trades, frameGapNs: 10_000_000)
         defer { try? FileManager.default.removeItem(atPath: path) }
-        let bytes = TradeMessage.encode(Trade(symbol: symbols[0], price: 30_000.25, timestamp: 1_764_000_000_000, volume: 0.123, conditions: nil)).count
+        let bytes = TradeMessage.encode(Trade(symbol: symbols[0], price: 30_000.25, timestamp: Self.startNs / 1_000_000, volume: 0.123, conditions: nil)).count
         var results: [BenchResult] = []
 
         let devNull = open("/dev/null", O_WRONLY)
@@ -115,7 +118,7 @@ public struct ReplayScenarios: Sendable {
                 var lengths: [Int32] = []
                 for i in 0..<count {
                     let before = values.count
-                    TradeMessage.encode(trade(i, startMs: 1_764_000_000_000), into: &values)
+                    TradeMessage.encode(trade(i), into: &values)
                     lengths.append(Int32(values.count - before))
                 }
                 if cfloor_produce_values(config.bootstrapServers, cTopic, Int64(trades), values, lengths, Int32(count), Int32(symbols.count),

@@ -67,33 +67,6 @@ static int produce_one(rd_kafka_t *rk, rd_kafka_topic_t *rkt, const char *key, s
     }
 }
 
-int cfloor_produce(const char *bootstrap, const char *topic, int64_t n, int value_size, int key_count,
-                   double *seconds, char *err, size_t errlen) {
-    int64_t failures = 0;
-    rd_kafka_t *rk = make_producer(bootstrap, &failures, err, errlen);
-    if (!rk) return -1;
-    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
-    char *value = malloc(value_size);
-    memset(value, 'x', value_size);
-    char key[32];
-    double start = now_s();
-    for (int64_t i = 0; i < n; i++) {
-        int keylen = snprintf(key, sizeof key, "SYM%d", (int)(i % key_count));
-        if (produce_one(rk, rkt, key, keylen, value, value_size)) {
-            snprintf(err, errlen, "produce: %s", rd_kafka_err2str(rd_kafka_last_error()));
-            break;
-        }
-        rd_kafka_poll(rk, 0);
-    }
-    rd_kafka_resp_err_t ferr = rd_kafka_flush(rk, 60000);
-    *seconds = now_s() - start;
-    free(value);
-    rd_kafka_topic_destroy(rkt);
-    rd_kafka_destroy(rk);
-    if (ferr || failures) { snprintf(err, errlen, "flush: %s, %lld failed", rd_kafka_err2str(ferr), (long long)failures); return -1; }
-    return 0;
-}
-
 int cfloor_produce_values(const char *bootstrap, const char *topic, int64_t n, const uint8_t *values, const int32_t *lengths,
                           int value_count, int key_count, double *seconds, char *err, size_t errlen) {
     int64_t failures = 0;
@@ -121,6 +94,16 @@ int cfloor_produce_values(const char *bootstrap, const char *topic, int64_t n, c
     rd_kafka_destroy(rk);
     if (ferr || failures) { snprintf(err, errlen, "flush: %s, %lld failed", rd_kafka_err2str(ferr), (long long)failures); return -1; }
     return 0;
+}
+
+int cfloor_produce(const char *bootstrap, const char *topic, int64_t n, int value_size, int key_count,
+                   double *seconds, char *err, size_t errlen) {
+    uint8_t *value = malloc((size_t)value_size);
+    memset(value, 'x', (size_t)value_size);
+    int32_t length = value_size;
+    int rc = cfloor_produce_values(bootstrap, topic, n, value, &length, 1, key_count, seconds, err, errlen);
+    free(value);
+    return rc;
 }
 
 static rd_kafka_t *make_consumer(const char *bootstrap, const char *topic, const char *group, char *err, size_t errlen) {

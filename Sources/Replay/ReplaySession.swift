@@ -1,4 +1,3 @@
-import Synchronization
 import Feed
 import Foundation
 #if canImport(Glibc)
@@ -318,31 +317,22 @@ public final class TradeLineWriter {
     /// The encoding thread's side: chunks in order; `[]` means flush, `nil` means stop.
     private final class Worker: @unchecked Sendable {
         let stream: UnsafeMutablePointer<FILE>
-        let queue = Mutex<[[Trade]?]>([])
-        let items = DispatchSemaphore(value: 0)
-        let space: DispatchSemaphore
+        let queue: BlockingQueue<[Trade]?>
         let drained = DispatchSemaphore(value: 0)
         let finished = DispatchSemaphore(value: 0)
 
         init(stream: UnsafeMutablePointer<FILE>, maxPendingChunks: Int) {
             self.stream = stream
-            space = DispatchSemaphore(value: maxPendingChunks)
+            queue = BlockingQueue(depth: maxPendingChunks)
         }
 
-        func put(_ chunk: [Trade]?) {
-            space.wait()
-            queue.withLock { $0.append(chunk) }
-            items.signal()
-        }
+        func put(_ chunk: [Trade]?) { queue.put(chunk) }
 
         func drainLoop() {
             var buffer: [UInt8] = []
             buffer.reserveCapacity(1 << 20)
             while true {
-                items.wait()
-                let next = queue.withLock { $0.removeFirst() }
-                space.signal()
-                guard let next else { break }
+                guard let next = queue.take() else { break }
                 if next.isEmpty {
                     fflush(stream)
                     drained.signal()

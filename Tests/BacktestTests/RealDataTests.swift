@@ -3,6 +3,7 @@ import Feed
 import Foundation
 import Replay
 import Testing
+import TestSupport
 
 @Suite struct RealDataTests {
     /// Every built-in strategy over the real Tardis BTCUSDT session, read as CSV and as a converted recording.

@@ -2,6 +2,7 @@ import Feed
 import Foundation
 import Testing
 @testable import Replay
+import TestSupport
 
 /// Converts with `importer`, reads the recording back and decodes every trade.
 func importAndRead(_ importer: some TradeImporter) throws -> (ImportStats, [RecordedFrame], [Trade]) {

@@ -157,21 +157,3 @@ struct Paper: AsyncParsableCommand {
     }
 }
 
-/// Runs `body` in a task that SIGINT/SIGTERM cancel; returns its result.
-func runCancellableOnSignal<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async throws -> T {
-    let task = Task { try await body() }
-    signal(SIGINT, SIG_IGN)
-    signal(SIGTERM, SIG_IGN)
-    let sources = [SIGINT, SIGTERM].map { sig in
-        let s = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-        s.setEventHandler { task.cancel() }
-        s.resume()
-        return s
-    }
-    defer {
-        sources.forEach { $0.cancel() }
-        signal(SIGINT, SIG_DFL)
-        signal(SIGTERM, SIG_DFL)
-    }
-    return try await task.value
-}
