@@ -85,6 +85,18 @@ struct BenchReportTests {
         for r in report.results { #expect(html.contains(r.scenario.replacingOccurrences(of: ">", with: "&gt;"))) }
     }
 
+    @Test func badScenarioAndRateArgumentsAreRejectedWithTheValidChoices() throws {
+        #expect(try BenchOptions.parseScenarios("kafka, e2e") == ["kafka", "e2e"])
+        #expect(try BenchOptions.parseRates("1000,10k,2.5k") == [1_000, 10_000, 2_500])
+        let unknown = #expect(throws: BenchOptions.Invalid.self) { try BenchOptions.parseScenarios("kafka,warp") }
+        #expect(unknown?.description == "unknown scenario(s) warp; choose from codec, kafka, aggregator, e2e, websocket, replay")
+        #expect(throws: BenchOptions.Invalid.self) { try BenchOptions.parseScenarios("") }
+        for bad in ["fast", "0", "-5k", "nan"] {
+            let e = #expect(throws: BenchOptions.Invalid.self) { try BenchOptions.parseRates(bad) }
+            #expect(e?.description == "invalid rate \"\(bad)\": use messages per second like 1000 or 20k")
+        }
+    }
+
     @Test func baselineComparisonFlagsSlowerThroughputHigherP99AndWorseDrift() throws {
         var fast = BenchResult(scenario: "produce (Swift layer)", messages: 1000, messageBytes: 100, seconds: 1, cpuSeconds: 1)
         var latency = BenchResult(scenario: "end-to-end @ 20k/s (trade → aggregator)", messages: 1000, messageBytes: 90, seconds: 1, cpuSeconds: 1,
