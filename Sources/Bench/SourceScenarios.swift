@@ -59,6 +59,9 @@ public struct ReplayScenarios: Sendable {
     public var symbols = (0..<20).map { "SYM\($0)" }
     public var tradesPerFrame = 20
     public var partitions = 6
+    /// The Kafka runs alternate C floor and Swift this many times (each with `trades / rounds`), so a
+    /// disturbance on the machine lands on both sides rather than on one.
+    public var rounds = 2
 
     public init(config: KafkaConfig?, trades: Int, pacingSpan: Double) {
         self.config = config; self.trades = trades; self.pacingSpan = pacingSpan
@@ -107,40 +110,22 @@ public struct ReplayScenarios: Sendable {
                                    note: "decode the recording and write each trade's JSON line to /dev/null"))
 
         if includeKafka, let config {
-            let cTopic = "bench-replay-c-\(UInt32.random(in: 0...UInt32.max))"
-            let topic = "bench-replay-\(UInt32.random(in: 0...UInt32.max))"
-            try KafkaAdmin(config: config).ensureTopics([TopicSpec(name: cTopic, partitions: partitions), TopicSpec(name: topic, partitions: partitions)])
-            var err = [CChar](repeating: 0, count: 512)
-            var cSeconds = 0.0
-            let c = try measure {
-                let count = min(trades, symbols.count * 1_000)
-                var values: [UInt8] = []
-                var lengths: [Int32] = []
-                for i in 0..<count {
-                    let before = values.count
-                    TradeMessage.encode(trade(i), into: &values)
-                    lengths.append(Int32(values.count - before))
-                }
-                if cfloor_produce_values(config.bootstrapServers, cTopic, Int64(trades), values, lengths, Int32(count), Int32(symbols.count),
-                                         &cSeconds, &err, err.count) != 0 {
-                    throw KafkaScenarios.Failure(description: "C produce: \(String(decoding: err.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))")
-                }
+            let roundPath = try makeRecording(trades: trades / rounds, frameGapNs: 10_000_000)
+            defer { try? FileManager.default.removeItem(atPath: roundPath) }
+            var c = Totals(), plain = Totals(), marked = Totals()
+            for _ in 0..<rounds {
+                c.add(try cProduce(config: config, n: trades / rounds))
+                plain.add(try await swiftReplay(config: config, path: roundPath, headers: false))
+                marked.add(try await swiftReplay(config: config, path: roundPath, headers: true))
             }
-            let floor = BenchResult(scenario: "produce for replay (C floor)", messages: trades, messageBytes: bytes, seconds: cSeconds, cpuSeconds: c.cpu,
-                                    note: "the replay's messages (same JSON values and keys), \(partitions) partitions, no headers")
+            let floor = BenchResult(scenario: "produce for replay (C floor)", messages: c.messages, messageBytes: bytes, seconds: c.seconds, cpuSeconds: c.cpu,
+                                    note: "the replay's messages (same JSON values and keys), \(partitions) partitions, no headers; \(rounds) rounds")
             results.append(floor)
-            for headers in [true, false] {
-                let publisher = TradePublisher(producer: try KafkaProducer(config: config), topic: topic, source: "replay:bench", headers: headers)
-                let replay = try await timed {
-                    let s = try await ReplaySession(path: path, options: ReplayOptions(speed: .max)).run { try publisher.publish($0) }
-                    try publisher.flush(timeout: .seconds(120))
-                    return s
-                }
-                try publisher.producer.close()
-                var r = BenchResult(scenario: "replay --speed max → Kafka" + (headers ? "" : " --no-headers"), messages: replay.summary.trades, messageBytes: bytes,
-                                    seconds: replay.seconds, cpuSeconds: replay.cpu,
-                                    note: headers ? "read, decode, publish with headers source and ingest_time, until every trade is acknowledged"
-                                                  : "the same without the two headers")
+            for (headers, t) in [(false, plain), (true, marked)] {
+                var r = BenchResult(scenario: "replay --speed max → Kafka" + (headers ? " --headers" : ""), messages: t.messages, messageBytes: bytes,
+                                    seconds: t.seconds, cpuSeconds: t.cpu,
+                                    note: headers ? "the same with headers source and ingest_time on every message"
+                                                  : "read, decode, publish (produced on a second thread) until every trade is acknowledged; \(rounds) rounds alternating with the C floor")
                 r.ratioToFloor = r.messagesPerSecond / floor.messagesPerSecond
                 results.append(r)
             }
@@ -161,6 +146,51 @@ public struct ReplayScenarios: Sendable {
             results.append(r)
         }
         return results
+    }
+
+    /// Messages, seconds and CPU seconds summed over rounds.
+    struct Totals {
+        var messages = 0, seconds = 0.0, cpu = 0.0
+        mutating func add(_ t: Totals) { messages += t.messages; seconds += t.seconds; cpu += t.cpu }
+    }
+
+    /// The C floor: `n` copies of the recording's trade messages, keyed the same way, into a fresh topic.
+    func cProduce(config: KafkaConfig, n: Int) throws -> Totals {
+        let topic = "bench-replay-c-\(UInt32.random(in: 0...UInt32.max))"
+        try KafkaAdmin(config: config).ensureTopics([TopicSpec(name: topic, partitions: partitions)])
+        var err = [CChar](repeating: 0, count: 512)
+        var seconds = 0.0
+        let count = min(n, symbols.count * 1_000)
+        var values: [UInt8] = []
+        var lengths: [Int32] = []
+        for i in 0..<count {
+            let before = values.count
+            TradeMessage.encode(trade(i), into: &values)
+            lengths.append(Int32(values.count - before))
+        }
+        let c = try measure {
+            if cfloor_produce_values(config.bootstrapServers, topic, Int64(n), values, lengths, Int32(count), Int32(symbols.count),
+                                     &seconds, &err, err.count) != 0 {
+                throw KafkaScenarios.Failure(description: "C produce: \(String(decoding: err.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))")
+            }
+        }
+        return Totals(messages: n, seconds: seconds, cpu: c.cpu)
+    }
+
+    /// `replay FILE --speed max` into a fresh topic, the way the command does it, until every trade is acknowledged.
+    func swiftReplay(config: KafkaConfig, path: String, headers: Bool) async throws -> Totals {
+        let topic = "bench-replay-\(UInt32.random(in: 0...UInt32.max))"
+        try KafkaAdmin(config: config).ensureTopics([TopicSpec(name: topic, partitions: partitions)])
+        let publisher = TradePublisher(producer: try KafkaProducer(config: config), topic: topic, source: "replay:bench", headers: headers)
+        let pipeline = ReplayKafka.pipeline(publisher, speed: .max)
+        let replay = try await timed {
+            let s = try await ReplaySession(path: path, options: ReplayOptions(speed: .max)).run { try pipeline.publish($0) }
+            try pipeline.flush(timeout: .seconds(120))
+            return s
+        }
+        pipeline.close()
+        try publisher.producer.close()
+        return Totals(messages: replay.summary.trades, seconds: replay.seconds, cpu: replay.cpu)
     }
 
     private func timed(_ body: () async throws -> ReplaySummary) async throws -> (summary: ReplaySummary, seconds: Double, cpu: Double) {

@@ -1,5 +1,6 @@
 import Feed
 import Foundation
+import Pipeline
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)

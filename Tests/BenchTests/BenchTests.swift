@@ -17,7 +17,7 @@ struct BenchReportTests {
         "produce (C floor)", "produce (Swift layer)", "consume (C floor)", "consume (Swift layer)",
         "consume trades (Swift layer)", "aggregator from Kafka", "window update in-process",
         "sim-exchange → WebSocket client",
-        "replay --dry-run --speed max", "produce for replay (C floor)", "replay --speed max → Kafka", "replay --speed max → Kafka --no-headers", "replay pacing 10×", "replay pacing 100×",
+        "replay --dry-run --speed max", "produce for replay (C floor)", "replay --speed max → Kafka", "replay --speed max → Kafka --headers", "replay pacing 10×", "replay pacing 100×",
         "end-to-end @ 1k/s (C floor)", "end-to-end @ 1k/s (trade → aggregator)", "end-to-end @ 20k/s (C floor)", "end-to-end @ 20k/s (trade → aggregator)",
     ]
 

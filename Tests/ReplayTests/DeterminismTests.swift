@@ -20,9 +20,10 @@ struct DeterminismTests {
             var options = ReplayOptions(speed: speed)
             options.toNs = header.startNs + 4_000_000_000
             let session = ReplaySession(path: path, options: options)
-            let publisher = try ReplayKafka.connect(config: kafka, fileName: session.fileName, topic: raw, ensureTopics: false)
+            let publisher = ReplayKafka.pipeline(try ReplayKafka.connect(config: kafka, fileName: session.fileName, topic: raw, ensureTopics: false), speed: speed)
             let summary = try await session.run { try publisher.publish($0) }
             try publisher.flush()
+            publisher.close()
             #expect(summary.trades > 50)
 
             var service = ConsumerService.Options(groupID: TestBroker.unique("agg"))

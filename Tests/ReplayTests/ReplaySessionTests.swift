@@ -63,9 +63,11 @@ func capture(port: Int, symbols: [String], seconds: Double, to path: String) asy
         let topic = TestBroker.unique("replay-rt")
         try KafkaAdmin(config: kafka).ensureTopics([TopicSpec(name: topic, partitions: 3)])
         let session = ReplaySession(path: path, options: ReplayOptions(speed: .max))
-        let publisher = try ReplayKafka.connect(config: kafka, fileName: session.fileName, topic: topic, ensureTopics: false)
+        let publisher = ReplayKafka.pipeline(try ReplayKafka.connect(config: kafka, fileName: session.fileName, topic: topic, ensureTopics: false, headers: true),
+                                             speed: .max)
         let summary = try await session.run { try publisher.publish($0) }
         try publisher.flush()
+        publisher.close()
         #expect(summary.trades == expected.count)
         #expect(summary.skippedLines == 0)
 
@@ -159,15 +161,16 @@ func capture(port: Int, symbols: [String], seconds: Double, to path: String) asy
         #expect(lines.map { String($0) } == trades.map { String(decoding: TradeMessage.encode($0), as: UTF8.self) })
     }
 
-    @Test func publishingWithoutHeadersSendsTheSameMessagesWithNoHeaders() async throws {
+    @Test func replayAddsHeadersOnlyWhenAskedAndTheMessagesAreOtherwiseTheSame() async throws {
         let path = tempDir() + "/nh.jsonl"
         try makeRecording(path, count: 200, stepNs: 1_000_000)
         let kafka = try TestBroker.config()
         let topic = TestBroker.unique("replay-nh")
         try KafkaAdmin(config: kafka).ensureTopics([TopicSpec(name: topic, partitions: 1)])
         let session = ReplaySession(path: path, options: ReplayOptions(speed: .max))
-        for headers in [true, false] {
-            let publisher = try ReplayKafka.connect(config: kafka, fileName: session.fileName, topic: topic, ensureTopics: false, headers: headers)
+        for headers in [true, nil] {
+            let publisher = try headers.map { try ReplayKafka.connect(config: kafka, fileName: session.fileName, topic: topic, ensureTopics: false, headers: $0) }
+                ?? ReplayKafka.connect(config: kafka, fileName: session.fileName, topic: topic, ensureTopics: false)
             _ = try await session.run { try publisher.publish($0) }
             try publisher.flush()
         }

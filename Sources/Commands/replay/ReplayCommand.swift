@@ -78,7 +78,8 @@ struct Play: AsyncParsableCommand {
     @Option(name: .customShort("X"), help: "librdkafka property key=value (repeatable).") var properties: [String] = []
     @Option(help: "Create the pipeline topics when missing.") var ensureTopics = true
     @Option(help: "Kafka topic.") var topic = Topics.rawMarketData
-    @Flag(help: "Publish without the source and ingest_time headers (faster; see docs/BENCH.md).") var noHeaders = false
+    @Flag(inversion: .prefixedNo, help: "Mark each message with the headers source=replay:FILE and ingest_time (Unix ms), as live ingest does; off by default, since they double the producer's CPU per message (see docs/BENCH.md).")
+    var headers = false
     @Flag(help: "No progress output.") var quiet = false
 
     func run() async throws {
@@ -92,16 +93,16 @@ struct Play: AsyncParsableCommand {
             var config = KafkaConfig.from(settings: Settings.load())
             if let bootstrapServers { config.bootstrapServers = bootstrapServers }
             for p in properties { do { try config.set(p) } catch { throw fail("-X \(p): \(error.message)") } }
-            do { publisher = try ReplayKafka.connect(config: config, fileName: session.fileName, topic: topic, ensureTopics: ensureTopics, headers: !noHeaders) } catch {
+            do { publisher = try ReplayKafka.connect(config: config, fileName: session.fileName, topic: topic, ensureTopics: ensureTopics, headers: headers) } catch {
                 throw fail(error.description)
             }
         }
         let tty = isatty(2) == 1
         let reporter: (@Sendable (ReplayProgress) -> Void)?
         if quiet { reporter = nil } else { reporter = { @Sendable p in Play.report(p, tty: tty) } }
-        let pub = publisher
         let dry = dryRun
         let maxSpeed = opts.speed == .max
+        let pub = publisher.map { ReplayKafka.pipeline($0, speed: opts.speed) }
         let result: Result<ReplaySummary, any Error>
         do {
             result = .success(try await runCancellableOnSignal {
@@ -119,6 +120,7 @@ struct Play: AsyncParsableCommand {
         var flushError: String?
         if let pub {
             do { try pub.flush(timeout: .seconds(30)) } catch { flushError = error.description }
+            pub.close()
         }
         switch result {
         case .success(let summary):

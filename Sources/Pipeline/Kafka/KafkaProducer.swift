@@ -39,9 +39,11 @@ public struct ProducerStatistics: Sendable, Equatable {
 /// `message.timeout.ms=30000`. Any property can be overridden through ``KafkaConfig``.
 ///
 /// Two paths: ``send(topic:key:value:headers:timestamp:)`` awaits the broker's acknowledgement;
-/// ``enqueue(topic:key:value:headers:timestamp:)`` returns as soon as librdkafka has the message
-/// and blocks while `queue.buffering.max.messages` messages are in flight (backpressure, never an
-/// unbounded queue). Failed deliveries of enqueued messages are counted in ``statistics``, handed
+/// ``enqueue(topic:key:value:headers:timestamp:)`` (and ``enqueue(topic:batch:headers:)``) returns as
+/// soon as librdkafka has the message and blocks while `queue.buffering.max.messages` messages are in
+/// flight (backpressure, never an unbounded queue). Enqueuing threads serve delivery reports
+/// themselves, as a C client polling after each produce does, so librdkafka frees each message on
+/// the thread that allocated it; a poll thread serves them when no one enqueues (within 5 ms). Failed deliveries of enqueued messages are counted in ``statistics``, handed
 /// to `onDeliveryFailure`, and make ``flush(timeout:)`` throw. ``close(timeout:)`` flushes,
 /// then releases the handle; it is also done, without waiting, on deinit.
 public final class KafkaProducer: @unchecked Sendable {
@@ -66,14 +68,16 @@ public final class KafkaProducer: @unchecked Sendable {
         let delivered = Atomic<Int>(0)
         let failed = Atomic<Int>(0)
         let stop = Atomic<Bool>(false)
+        /// Counts ``KafkaProducer/enqueue`` calls, which serve delivery reports on their own thread.
+        let selfServed = Atomic<Int>(0)
         let pollerDone = DispatchSemaphore(value: 0)
         let firstFailure = Mutex<KafkaError?>(nil)
         let onFailure: (@Sendable (KafkaError) -> Void)?
         init(onFailure: (@Sendable (KafkaError) -> Void)?) { self.onFailure = onFailure }
 
-        func record(_ err: rd_kafka_resp_err_t, topic: String) {
+        func record(_ err: rd_kafka_resp_err_t, topic: @autoclosure () -> String) {
             guard err != RD_KAFKA_RESP_ERR_NO_ERROR else { delivered.add(1, ordering: .relaxed); return }
-            let error = KafkaError(err, operation: "deliver to \(topic)")
+            let error = KafkaError(err, operation: "deliver to \(topic())")
             failed.add(1, ordering: .relaxed)
             firstFailure.withLock { if $0 == nil { $0 = error } }
             onFailure?(error)
@@ -113,7 +117,16 @@ public final class KafkaProducer: @unchecked Sendable {
         self.state = state
         let rk = UnsafeSendable(handle)
         poller = Thread {
-            while !state.stop.load(ordering: .relaxed) { rd_kafka_poll(rk.value, 50) }
+            var seen = 0
+            while !state.stop.load(ordering: .relaxed) {
+                let served = state.selfServed.load(ordering: .relaxed)
+                if served != seen {
+                    seen = served
+                    usleep(5_000)
+                } else {
+                    rd_kafka_poll(rk.value, 50)
+                }
+            }
             state.pollerDone.signal()
         }
         poller.name = "kafka-producer-poll"
@@ -121,6 +134,7 @@ public final class KafkaProducer: @unchecked Sendable {
     }
 
     deinit { shutdown() }
+
 
     public var statistics: ProducerStatistics {
         ProducerStatistics(
@@ -225,7 +239,14 @@ public final class KafkaProducer: @unchecked Sendable {
                     }
                     return withExtendedLifetime((headers, madeKeys)) { rd_kafka_produceva(handle, vus.baseAddress, n) }
                 }
-            guard let error else { state.enqueued.add(1, ordering: .relaxed); return }
+            guard let error else {
+                state.enqueued.add(1, ordering: .relaxed)
+                if opaque == nil {
+                    rd_kafka_poll(handle, 0)
+                    state.selfServed.add(1, ordering: .relaxed)
+                }
+                return
+            }
             if rd_kafka_error_code(error) == RD_KAFKA_RESP_ERR__QUEUE_FULL, blockWhenFull {
                 let now = DispatchTime.now().uptimeNanoseconds
                 let limit = deadline ?? now + 30_000_000_000
@@ -238,6 +259,79 @@ public final class KafkaProducer: @unchecked Sendable {
             }
             throw KafkaError(consuming: error, operation: "produce to \(topic)")
         }
+    }
+
+    /// Enqueues every record of `batch` in order, each with `headers`, as
+    /// ``enqueue(topic:key:value:headers:timestamp:)`` does for one message.
+    /// - Throws: the first failure; the records before it are enqueued, the rest are not.
+    public func enqueue(topic: String, batch: KafkaRecordBatch, headers: [KafkaHeader] = []) throws(KafkaError) {
+        guard !batch.records.isEmpty else { return }
+        guard !closed.load(ordering: .relaxed) else { throw KafkaError(RD_KAFKA_RESP_ERR__DESTROY, operation: "produce to \(topic)", message: "the producer is closed") }
+        let rkt = try topicHandle(topic)
+        let names = headers.map { Array($0.key.utf8CString) }
+        let headerBytes = headers.reduce(0) { $0 + $1.value.count } + names.reduce(0) { $0 + $1.count }
+        let headerStore = UnsafeMutableRawPointer.allocate(byteCount: max(1, headerBytes), alignment: 1)
+        let vus = UnsafeMutablePointer<rd_kafka_vu_t>.allocate(capacity: 5 + headers.count)
+        defer { headerStore.deallocate(); vus.deallocate() }
+        var n = 0
+        func put(_ type: rd_kafka_vtype_t) -> UnsafeMutablePointer<rd_kafka_vu_t> {
+            var vu = rd_kafka_vu_t()
+            vu.vtype = type
+            (vus + n).initialize(to: vu)
+            n += 1
+            return vus + n - 1
+        }
+        put(RD_KAFKA_VTYPE_RKT).pointee.u.rkt = rkt
+        put(RD_KAFKA_VTYPE_MSGFLAGS).pointee.u.i = RD_KAFKA_MSG_F_COPY
+        var at = headerStore
+        for (header, name) in zip(headers, names) {
+            let vu = put(RD_KAFKA_VTYPE_HEADER)
+            name.withUnsafeBytes { at.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+            vu.pointee.u.header.name = UnsafePointer(at.assumingMemoryBound(to: CChar.self))
+            at += name.count
+            header.value.withUnsafeBytes { if $0.count > 0 { at.copyMemory(from: $0.baseAddress!, byteCount: $0.count) } }
+            vu.pointee.u.header.val = UnsafeRawPointer(at)
+            vu.pointee.u.header.size = header.value.count
+            at += header.value.count
+        }
+        let value = put(RD_KAFKA_VTYPE_VALUE), key = put(RD_KAFKA_VTYPE_KEY), timestamp = put(RD_KAFKA_VTYPE_TIMESTAMP)
+        let failure: KafkaError? = batch.bytes.withUnsafeBytes { bytes in
+            let base = UnsafeMutableRawPointer(mutating: bytes.baseAddress)
+            var deadline: UInt64?
+            var done = 0
+            defer {
+                state.enqueued.add(done, ordering: .relaxed)
+                state.selfServed.add(done, ordering: .relaxed)
+            }
+            for r in batch.records {
+                value.pointee.u.mem.ptr = base.map { $0 + Int(r.valueStart) }
+                value.pointee.u.mem.size = Int(r.valueCount)
+                key.pointee.u.mem.ptr = r.keyCount < 0 ? nil : base.map { $0 + Int(r.keyStart) }
+                key.pointee.u.mem.size = max(0, Int(r.keyCount))
+                timestamp.pointee.u.i64 = r.timestamp
+                // A zero timestamp lets librdkafka stamp the message with the current time.
+                while let error = rd_kafka_produceva(handle, vus, n) {
+                    if rd_kafka_error_code(error) == RD_KAFKA_RESP_ERR__QUEUE_FULL {
+                        let now = DispatchTime.now().uptimeNanoseconds
+                        let limit = deadline ?? now + 30_000_000_000
+                        deadline = limit
+                        if now < limit {
+                            rd_kafka_error_destroy(error)
+                            rd_kafka_poll(handle, 1)
+                            state.selfServed.add(1, ordering: .relaxed)
+                            continue
+                        }
+                    }
+                    return KafkaError(consuming: error, operation: "produce to \(topic)")
+                }
+                deadline = nil
+                done += 1
+                if done & 31 == 0 { rd_kafka_poll(handle, 0) }
+            }
+            rd_kafka_poll(handle, 0)
+            return nil
+        }
+        if let failure { throw failure }
     }
 
     /// Waits until every enqueued message is delivered or failed.
@@ -268,6 +362,50 @@ public final class KafkaProducer: @unchecked Sendable {
             cache.removeAll()
         }
         rd_kafka_destroy(handle)
+    }
+}
+
+/// Messages laid out in one buffer, for ``KafkaProducer/enqueue(topic:batch:headers:)``: appending
+/// costs no allocation once the buffers have grown, and the producer walks them without copying.
+public struct KafkaRecordBatch: Sendable {
+    /// Where one message's key and value lie in ``bytes``.
+    public struct Record: Sendable, Equatable {
+        public var keyStart: Int32, keyCount: Int32
+        public var valueStart: Int32, valueCount: Int32
+        /// CreateTime in Unix ms; 0 means "now, when produced".
+        public var timestamp: Int64
+    }
+    public private(set) var bytes: [UInt8] = []
+    public private(set) var records: [Record] = []
+
+    public init(capacity: Int = 0, bytesPerRecord: Int = 128) {
+        bytes.reserveCapacity(capacity * bytesPerRecord)
+        records.reserveCapacity(capacity)
+    }
+
+    public var count: Int { records.count }
+    public var isEmpty: Bool { records.isEmpty }
+
+    /// Appends one message: `key` (nil for none), then the value `writeValue` appends to the buffer.
+    public mutating func append(key: UnsafeRawBufferPointer?, timestamp: Int64?, writeValue: (inout [UInt8]) -> Void) {
+        let keyStart = bytes.count
+        if let key { bytes.append(contentsOf: key) }
+        let valueStart = bytes.count
+        writeValue(&bytes)
+        records.append(Record(keyStart: Int32(keyStart), keyCount: key == nil ? -1 : Int32(valueStart - keyStart),
+                              valueStart: Int32(valueStart), valueCount: Int32(bytes.count - valueStart), timestamp: timestamp ?? 0))
+    }
+
+    /// Key and value of record `i`, copied.
+    public func message(_ i: Int) -> (key: [UInt8]?, value: [UInt8], timestamp: Int64?) {
+        let r = records[i]
+        let key = r.keyCount < 0 ? nil : Array(bytes[Int(r.keyStart)..<Int(r.keyStart + r.keyCount)])
+        return (key, Array(bytes[Int(r.valueStart)..<Int(r.valueStart + r.valueCount)]), r.timestamp == 0 ? nil : r.timestamp)
+    }
+
+    public mutating func removeAll() {
+        bytes.removeAll(keepingCapacity: true)
+        records.removeAll(keepingCapacity: true)
     }
 }
 

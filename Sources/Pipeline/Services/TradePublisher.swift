@@ -4,7 +4,7 @@ import Foundation
 /// Publishes trades to `raw-market-data`: one message per trade, keyed by symbol, the value
 /// the ``TradeMessage`` JSON, the Kafka timestamp the trade time, and headers `source` and
 /// `ingest_time` (Unix ms when the trade was handed to Kafka). Live ingest and replay both
-/// publish through this type, so downstream consumers cannot tell them apart.
+/// publish through this type, so downstream consumers see the same messages from both.
 ///
 /// The two headers cost CPU on both sides (librdkafka allocates each one per message; `bench`
 /// measures it): with `headers: false` messages carry none, for load tests that need the last
@@ -24,25 +24,31 @@ public final class TradePublisher: Sendable {
         sourceHeader = KafkaHeader("source", source)
     }
 
+    /// Appends `trades` to `batch` as this publisher's messages (key, value and timestamp), to be
+    /// published later with ``publish(_:)-(KafkaRecordBatch)``, possibly on another thread.
+    public static func encode(_ trades: [Trade], into batch: inout KafkaRecordBatch) {
+        for trade in trades {
+            var symbol = trade.symbol
+            symbol.withUTF8 { key in
+                batch.append(key: UnsafeRawBufferPointer(key), timestamp: trade.timestamp) { TradeMessage.encode(trade, into: &$0) }
+            }
+        }
+    }
+
     /// Hands `trades` to the producer; blocks while the in-flight limit is reached.
     public func publish(_ trades: [Trade]) throws(KafkaError) {
         guard !trades.isEmpty else { return }
+        var batch = KafkaRecordBatch(capacity: trades.count)
+        Self.encode(trades, into: &batch)
+        try publish(batch)
+    }
+
+    /// Hands trades encoded by ``encode(_:into:)`` to the producer, in order, with the headers
+    /// (`ingest_time` is now); blocks while the in-flight limit is reached.
+    public func publish(_ batch: KafkaRecordBatch) throws(KafkaError) {
+        guard !batch.isEmpty else { return }
         let headers = self.headers ? [sourceHeader, KafkaHeader("ingest_time", String(Int64(Date().timeIntervalSince1970 * 1000)))] : []
-        var value: [UInt8] = []
-        value.reserveCapacity(160)
-        for trade in trades {
-            value.removeAll(keepingCapacity: true)
-            TradeMessage.encode(trade, into: &value)
-            var symbol = trade.symbol
-            let result: Result<Void, KafkaError> = symbol.withUTF8 { key in
-                value.withUnsafeBytes { bytes in
-                    Result { () throws(KafkaError) in
-                        try producer.enqueue(topic: topic, key: UnsafeRawBufferPointer(key), value: bytes, headers: headers, timestamp: trade.timestamp)
-                    }
-                }
-            }
-            try result.get()
-        }
+        try producer.enqueue(topic: topic, batch: batch, headers: headers)
     }
 
     /// Waits for every published trade to be acknowledged; throws the first failure.
