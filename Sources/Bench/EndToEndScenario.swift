@@ -18,9 +18,10 @@ public struct EndToEndScenario: Sendable {
     public var rates: [Double]
     public var seconds: Double
     public var partitions = 6
-    /// Each rate runs as this many alternating C-floor / Swift rounds whose histograms are merged,
-    /// so a disturbance on the machine lands on both sides rather than on one.
-    public var rounds = 2
+    /// Each rate runs as this many C-floor / Swift rounds whose histograms are merged, in the order
+    /// C S, S C, C S, … so a disturbance on the machine lands on both sides rather than on one, and a
+    /// broker that slows as it fills (Tansu keeps every message in memory) favours neither.
+    public var rounds = 4
 
     public init(config: KafkaConfig, rates: [Double], seconds: Double) {
         self.config = config; self.rates = rates; self.seconds = seconds
@@ -31,14 +32,19 @@ public struct EndToEndScenario: Sendable {
         for rate in rates {
             let perRound = max(50, Int(rate * seconds) / rounds)
             var c = Run(), swift = Run()
-            for _ in 0..<rounds {
-                c.merge(try cFloor(rate: rate, n: perRound))
-                swift.merge(try await swiftLayer(rate: rate, n: perRound))
+            for round in 0..<rounds {
+                if round % 2 == 0 {
+                    c.merge(try cFloor(rate: rate, n: perRound))
+                    swift.merge(try await swiftLayer(rate: rate, n: perRound))
+                } else {
+                    swift.merge(try await swiftLayer(rate: rate, n: perRound))
+                    c.merge(try cFloor(rate: rate, n: perRound))
+                }
             }
             let floor = Self.result("end-to-end @ \(Self.label(rate)) (C floor)", rate: rate, run: c,
                                     note: "librdkafka C API: produce → Kafka → consume in one process; \(rounds) rounds")
             var s = Self.result("end-to-end @ \(Self.label(rate)) (trade → aggregator)", rate: rate, run: swift,
-                                note: "TradePublisher → Kafka → AggregatorService; \(rounds) rounds alternating with the C floor; vs C = p99 ratio")
+                                note: "TradePublisher → Kafka → AggregatorService; \(rounds) rounds in the order C S, S C; vs C = p99 ratio")
             if let cp = floor.latencyMs?["p99"], let sp = s.latencyMs?["p99"], cp > 0 { s.p99RatioToFloor = sp / cp }
             results += [floor, s]
         }
@@ -146,7 +152,9 @@ public struct EndToEndScenario: Sendable {
     }
 
     /// Calls `body(i)` for i in 0..<n at `rate` per second on a dedicated thread, each call due at
-    /// start + i/rate (absolute sleeps, no drift); rethrows the first error.
+    /// start + i/rate; rethrows the first error. Like Kafka's own `ThroughputThrottler`, it sleeps
+    /// only when more than ``pacingSlackNs`` ahead (absolute sleeps, no drift), so at high rates the
+    /// calls come in bursts a millisecond apart rather than costing a timer wake-up each.
     static func paced(n: Int, rate: Double, _ body: @escaping @Sendable (Int) throws -> Void) async throws {
         try await withCheckedThrowingContinuation { (done: CheckedContinuation<Void, any Error>) in
             let thread = Thread {
@@ -154,7 +162,8 @@ public struct EndToEndScenario: Sendable {
                 let interval = 1e9 / rate
                 do {
                     for i in 0..<n {
-                        sleepUntil(start + Int64(Double(i) * interval))
+                        let due = start + Int64(Double(i) * interval)
+                        if due - monotonicNanoseconds() > pacingSlackNs { sleepUntil(due) }
                         try body(i)
                     }
                     done.resume()
@@ -202,6 +211,10 @@ final class SendTimes: @unchecked Sendable {
         set { storage[i] = newValue }
     }
 }
+
+/// How far ahead of schedule an end-to-end sender may run before it sleeps; the C floor uses the
+/// same value (`PACING_SLACK_NS` in floor.c).
+let pacingSlackNs: Int64 = 1_000_000
 
 /// `CLOCK_MONOTONIC` in nanoseconds (the clock the C floor uses).
 func monotonicNanoseconds() -> Int64 {

@@ -188,8 +188,19 @@ extension FinnhubCodec {
                         trades = try decodeTrades(&s, &path)
                     } else {
                         _ = s.peek()
-                        deferredData = s.pos
-                        try s.skipValue()
+                        let start = s.pos
+                        // Finnhub sends "data" before "type": decode it as trades at once and drop it if
+                        // "type" turns out otherwise; if it does not decode, skip it and decide (and name
+                        // the error) once "type" is known.
+                        if type == nil, let decoded = try? decodeTrades(&s, &path) {
+                            trades = decoded
+                        } else {
+                            s.pos = start
+                            path.index = -1
+                            path.field = ""
+                            deferredData = start
+                            try s.skipValue()
+                        }
                     }
                 case .msg:
                     path.top = "msg"
@@ -204,7 +215,7 @@ extension FinnhubCodec {
         guard let type else { throw JSONScanError(reason: #"missing key "type""#, offset: objectStart) }
         switch type {
         case "trade":
-            if let trades { return .trades(trades) }
+            if let trades, deferredData == nil { return .trades(trades) }
             guard let deferredData else { throw JSONScanError(reason: #"missing key "data""#, offset: objectStart) }
             path.top = "data"
             s.pos = deferredData

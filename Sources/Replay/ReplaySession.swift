@@ -197,7 +197,7 @@ public struct ReplaySession: Sendable {
                     try publish(trades)
                     summary.trades += trades.count
                     summary.frames += 1
-                    if onProgress != nil { progress(raw.recvNs, passFirst!, reader) }
+                    if onProgress != nil, !maxSpeed || tick & 31 == 0 { progress(raw.recvNs, passFirst!, reader) }
                 }
             } catch is CancellationError {
                 summary.interrupted = true

@@ -81,6 +81,30 @@ private func byteOffset(of needle: String, in haystack: String) -> Int {
         #expect(error?.path == path)
     }
 
+    @Test(arguments: [
+        (#"{"s":"A","p":1,"t":1.5,"v":1}"#, "data[0].t"),
+        (#"{"s":"A","p":1e999,"t":1,"v":1}"#, "data[0].p"),
+        (#"{"s":"A","p":1,"t":1,"v":1,"c":["1",2]}"#, "data[0].c[1]"),
+        (#"["s"]"#, "data[0]"),
+    ])
+    func dataBeforeTypeIsCheckedTheSameWay(trade: String, path: String) {
+        let error = decodeError(#"{"data":["# + trade + #"],"type":"trade"}"#)
+        #expect(error?.path == path)
+        #expect(error?.reason == decodeError(#"{"type":"trade","data":["# + trade + "]}")?.reason)
+    }
+
+    @Test func dataBeforeTypeAsFinnhubSendsIt() throws {
+        let trades = #"[{"c":null,"p":7296.89,"s":"BINANCE:BTCUSDT","t":1575526691134,"v":0.011467},{"p":1.5,"s":"AAPL","t":1,"v":2}]"#
+        func decode(_ s: String) throws -> FinnhubFrame { try Array(s.utf8).withUnsafeBytes { try FinnhubCodec.decode($0) } }
+        let dataFirst = try decode(#"{"data":"# + trades + #","type":"trade"}"#)
+        #expect(dataFirst == (try decode(#"{"type":"trade","data":"# + trades + "}")))
+        guard case .trades(let decoded) = dataFirst else { Issue.record("not trades: \(dataFirst)"); return }
+        #expect(decoded.map(\.symbol) == ["BINANCE:BTCUSDT", "AAPL"])
+        #expect(try decode(#"{"data":"# + trades + #","type":"news"}"#) == .unknown(type: "news"))
+        #expect(try decode(#"{"data":[{"headline":"x"}],"type":"news"}"#) == .unknown(type: "news"))
+        #expect(decodeError(#"{"data":[{"headline":"x"],"type":"news"}"#) != nil)
+    }
+
     @Test func missingKeysAreNamed() {
         let error = decodeError(#"{"type":"trade","data":[{"s":"A","p":1,"t":1,"v":1},{"s":"A","t":1,"v":1}]}"#)
         #expect(error?.path == "data[1]")

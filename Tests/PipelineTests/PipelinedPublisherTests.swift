@@ -30,7 +30,7 @@ struct PipelinedPublisherTests {
         let topic = TestBroker.unique("pipelined")
         try KafkaAdmin(config: config).ensureTopics([TopicSpec(name: topic, partitions: 1)])
         let all = trades(0..<1_000)
-        let pipeline = PipelinedPublisher(TradePublisher(producer: try KafkaProducer(config: config), topic: topic, source: "test"), coalesce: 7, depth: 2)
+        let pipeline = PipelinedPublisher(TradePublisher(producer: try KafkaProducer(config: config), topic: topic, source: "test", headers: true), coalesce: 7, depth: 2)
         var i = 0, size = 1
         while i < all.count {
             let end = min(all.count, i + size)

@@ -140,7 +140,9 @@ struct Produce: AsyncParsableCommand {
     @OptionGroup var kafka: KafkaOptions
     @Option(help: "WebSocket URL (default: FINNHUB_URL, else live Finnhub).") var url: String?
     @Option(help: "Comma-separated symbols (default: SYMBOLS, else AAPL,GOOGL,MSFT,TSLA).") var symbols: String?
-    @Option(help: "Source name written in each message's `source` header.") var source: String?
+    @Option(help: "Source name for the `source` header (with --headers).") var source: String?
+    @Flag(help: "Mark each message with the headers source and ingest_time (Unix ms); off by default, since librdkafka allocates every header per message.")
+    var headers = false
 
     func run() async throws {
         kafka.bootstrapLogging()
@@ -155,7 +157,7 @@ struct Produce: AsyncParsableCommand {
         try kafka.checkReachable(config)
         try KafkaAdmin(config: config).ensureTopics()
         let feed = WebSocketFeed(url: target ?? "wss://ws.finnhub.io", token: target == nil ? token : nil, symbols: list)
-        let publisher = TradePublisher(producer: try KafkaProducer(config: config), source: source ?? (target == nil ? "finnhub" : feed.displayURL))
+        let publisher = TradePublisher(producer: try KafkaProducer(config: config), source: source ?? (target == nil ? "finnhub" : feed.displayURL), headers: headers)
         let ingest = IngestService(feed: feed, publisher: publisher, logger: Logger(label: "producer"))
         try await runServices("producer", options: kafka, stop: { await feed.stop() }) { try await ingest.run() }
     }

@@ -290,6 +290,7 @@ public final class KafkaConsumer: @unchecked Sendable {
         var hdrs: OpaquePointer?
         guard rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR, let hdrs else { return [] }
         var result: [KafkaHeader] = []
+        result.reserveCapacity(rd_kafka_header_cnt(hdrs))
         var idx = 0
         var name: UnsafePointer<CChar>?
         var value: UnsafeRawPointer?

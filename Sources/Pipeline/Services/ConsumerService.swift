@@ -82,6 +82,7 @@ public final class ConsumerService: Sendable {
             } else {
                 var trades: [(trade: Trade, message: KafkaMessage)] = []
                 trades.reserveCapacity(batch.count)
+                var run: (partition: TopicPartition, next: Int64)?
                 for message in batch {
                     if let trade = try deadLetters.trade(from: message) {
                         trades.append((trade, message))
@@ -89,8 +90,14 @@ public final class ConsumerService: Sendable {
                         deadLettered.increment()
                         logger.warning("dead-lettered \(message.topic)[\(message.partition)]@\(message.offset)")
                     }
-                    pending[TopicPartition(topic: message.topic, partition: message.partition)] = message.offset + 1
+                    if let r = run, r.partition.partition == message.partition, r.partition.topic == message.topic {
+                        run!.next = message.offset + 1
+                    } else {
+                        if let r = run { pending[r.partition] = r.next }
+                        run = (TopicPartition(topic: message.topic, partition: message.partition), message.offset + 1)
+                    }
                 }
+                if let r = run { pending[r.partition] = r.next }
                 messagesIn.increment(by: batch.count)
                 try await handle(trades)
                 processedCount.add(batch.count, ordering: .relaxed)
