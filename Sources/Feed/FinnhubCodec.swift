@@ -236,13 +236,13 @@ extension FinnhubCodec {
         trades.reserveCapacity(16)
         repeat {
             path.index = trades.count
-            trades.append(try decodeTrade(&s, &path))
+            trades.append(try decodeTrade(&s, &path, previousSymbol: trades.last?.symbol))
         } while try s.nextElement()
         path.index = -1
         return trades
     }
 
-    private static func decodeTrade(_ s: inout JSONScanner, _ path: inout FramePath) throws(JSONScanError) -> Trade {
+    private static func decodeTrade(_ s: inout JSONScanner, _ path: inout FramePath, previousSymbol: String?) throws(JSONScanError) -> Trade {
         _ = s.peek()
         let objectStart = s.pos
         var symbol: String?
@@ -257,7 +257,7 @@ extension FinnhubCodec {
                     path.field = "s"
                     _ = s.peek()
                     let start = s.pos
-                    let value = try s.readString()
+                    let value = try s.readString(reusing: previousSymbol)
                     guard !value.isEmpty else { throw JSONScanError(reason: "expected a non-empty string", offset: start) }
                     symbol = value
                 case .p:

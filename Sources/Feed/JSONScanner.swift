@@ -185,6 +185,25 @@ struct JSONScanner {
         throw JSONScanError(reason: "unterminated string", offset: start - 1)
     }
 
+    /// ``readString()`` that returns `previous` itself when the next string has exactly its bytes
+    /// (no escapes), so a run of trades in one symbol builds one `String`.
+    mutating func readString(reusing previous: String?) throws(JSONScanError) -> String {
+        guard var previous, peek() == UInt8(ascii: "\""), !previous.isEmpty else { return try readString() }
+        let start = pos + 1
+        let end = start + previous.utf8.count
+        guard end < bytes.count, bytes[end] == UInt8(ascii: "\"") else { return try readString() }
+        for i in start..<end where bytes[i] == UInt8(ascii: "\"") || bytes[i] == UInt8(ascii: "\\") || bytes[i] < 0x20 {
+            return try readString()
+        }
+        let same = previous.withUTF8 { p in
+            for k in 0..<p.count where p[k] != bytes[start + k] { return false }
+            return true
+        }
+        guard same else { return try readString() }
+        pos = end + 1
+        return previous
+    }
+
     private mutating func readEscapedString(start: Int, escapeAt: Int) throws(JSONScanError) -> String {
         var out = [UInt8](UnsafeRawBufferPointer(rebasing: bytes[start..<escapeAt]))
         var i = escapeAt

@@ -17,14 +17,11 @@ struct JSONWriter {
     /// Runs `body` on room for `maxBytes` bytes at the end of `buffer`, keeping only what it wrote.
     @inline(__always)
     static func append(to buffer: inout [UInt8], maxBytes: Int, _ body: (inout JSONWriter) -> Void) {
-        let start = buffer.count
-        buffer.append(contentsOf: repeatElement(0, count: maxBytes))
-        let written = buffer.withUnsafeMutableBufferPointer { all in
-            var writer = JSONWriter(cursor: all.baseAddress! + start)
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: maxBytes) { scratch in
+            var writer = JSONWriter(cursor: scratch.baseAddress!)
             body(&writer)
-            return writer.cursor - (all.baseAddress! + start)
+            buffer.append(contentsOf: UnsafeBufferPointer(start: scratch.baseAddress!, count: writer.cursor - scratch.baseAddress!))
         }
-        buffer.removeLast(maxBytes - written)
     }
 
     @inline(__always) mutating func byte(_ b: UInt8) {

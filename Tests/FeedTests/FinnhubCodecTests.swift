@@ -105,6 +105,18 @@ private func byteOffset(of needle: String, in haystack: String) -> Int {
         #expect(decodeError(#"{"data":[{"headline":"x"],"type":"news"}"#) != nil)
     }
 
+    @Test func consecutiveSymbolsDecodeExactlyWhateverTheirBytes() throws {
+        func symbols(_ names: [String]) throws -> [String] {
+            let data = names.map { #"{"s":"# + $0 + #","p":1,"t":1,"v":1}"# }.joined(separator: ",")
+            let frame = try Array((#"{"type":"trade","data":["# + data + "]}").utf8).withUnsafeBytes { try FinnhubCodec.decode($0) }
+            guard case .trades(let trades) = frame else { return [] }
+            return trades.map(\.symbol)
+        }
+        #expect(try symbols([#""AAPL""#, #""AAPL""#, #""AAPX""#, #""AAP""#, #""AAPLL""#]) == ["AAPL", "AAPL", "AAPX", "AAP", "AAPLL"])
+        #expect(try symbols([#""AB""#, #""A\u0042""#, #""a\"b""#, #""a\"b""#]) == ["AB", "AB", #"a"b"#, #"a"b"#])
+        #expect(decodeError(#"{"type":"trade","data":[{"s":"a\"b","p":1,"t":1,"v":1},{"s":"a"b","p":1,"t":1,"v":1}]}"#) != nil)
+    }
+
     @Test func missingKeysAreNamed() {
         let error = decodeError(#"{"type":"trade","data":[{"s":"A","p":1,"t":1,"v":1},{"s":"A","t":1,"v":1}]}"#)
         #expect(error?.path == "data[1]")
