@@ -78,7 +78,7 @@ struct Play: AsyncParsableCommand {
     @Option(name: .customShort("X"), help: "librdkafka property key=value (repeatable).") var properties: [String] = []
     @Option(help: "Create the pipeline topics when missing.") var ensureTopics = true
     @Option(help: "Kafka topic.") var topic = Topics.rawMarketData
-    @Flag(inversion: .prefixedNo, help: "Mark each message with the headers source=replay:FILE and ingest_time (Unix ms), as live ingest does; off by default, since they double the producer's CPU per message (see docs/BENCH.md).")
+    @Flag(inversion: .prefixedNo, help: "Mark each message with the headers source=replay:FILE and ingest_time (Unix ms), as `pipeline produce --headers` does; off by default, since they double the producer's CPU per message (see docs/BENCH.md).")
     var headers = false
     @Flag(help: "No progress output.") var quiet = false
 
