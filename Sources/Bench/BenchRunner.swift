@@ -71,13 +71,16 @@ public enum BenchRunner {
         }
         if o.scenarios.contains("replay") {
             log("replay…")
-            results += try await ReplayScenarios(config: config, trades: kafkaMessages, pacingSpan: o.quick ? 1 : 10)
-                .run(includeKafka: true)
+            var replay = ReplayScenarios(config: config, trades: kafkaMessages, pacingSpan: o.quick ? 1 : 10)
+            if o.quick { replay.rounds = 1 }
+            results += try await replay.run(includeKafka: true)
         }
         if o.scenarios.contains("e2e") {
             let rates = o.rates ?? (o.quick ? BenchOptions.quickRates : BenchOptions.defaultRates)
             log("end-to-end latency at \(rates.map(EndToEndScenario.label).joined(separator: ", "))…")
-            results += try await EndToEndScenario(config: config, rates: rates, seconds: o.seconds ?? (o.quick ? 1 : 10)).run()
+            var e2e = EndToEndScenario(config: config, rates: rates, seconds: o.seconds ?? (o.quick ? 1 : 10))
+            if o.quick { e2e.rounds = 2 }
+            results += try await e2e.run()
         }
         return results
     }

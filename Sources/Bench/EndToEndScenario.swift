@@ -42,9 +42,9 @@ public struct EndToEndScenario: Sendable {
                 }
             }
             let floor = Self.result("end-to-end @ \(Self.label(rate)) (C floor)", rate: rate, run: c,
-                                    note: "librdkafka C API: produce → Kafka → consume in one process; \(rounds) rounds")
+                                    note: "librdkafka C API: produce → Kafka → consume in one process; \(roundsText(rounds))")
             var s = Self.result("end-to-end @ \(Self.label(rate)) (trade → aggregator)", rate: rate, run: swift,
-                                note: "TradePublisher → Kafka → AggregatorService; \(rounds) rounds in the order C S, S C; vs C = p99 ratio")
+                                note: "TradePublisher → Kafka → AggregatorService; \(roundsText(rounds)); vs C = p99 ratio")
             if let cp = floor.latencyMs?["p99"], let sp = s.latencyMs?["p99"], cp > 0 { s.p99RatioToFloor = sp / cp }
             results += [floor, s]
         }
@@ -210,6 +210,11 @@ final class SendTimes: @unchecked Sendable {
         get { storage[i] }
         set { storage[i] = newValue }
     }
+}
+
+/// "1 round", or "N rounds in the order C S, S C" for the notes of scenarios that alternate with a floor.
+func roundsText(_ rounds: Int) -> String {
+    rounds == 1 ? "1 round" : "\(rounds) rounds in the order C S, S C"
 }
 
 /// How far ahead of schedule an end-to-end sender may run before it sleeps; the C floor uses the

@@ -120,13 +120,13 @@ public struct ReplayScenarios: Sendable {
                 if round % 2 == 1 { c.add(try cProduce(config: config, n: trades / rounds)) }
             }
             let floor = BenchResult(scenario: "produce for replay (C floor)", messages: c.messages, messageBytes: bytes, seconds: c.seconds, cpuSeconds: c.cpu,
-                                    note: "the replay's messages (same JSON values and keys), \(partitions) partitions, no headers; \(rounds) rounds")
+                                    note: "the replay's messages (same JSON values and keys), \(partitions) partitions, no headers; \(roundsText(rounds))")
             results.append(floor)
             for (headers, t) in [(false, plain), (true, marked)] {
                 var r = BenchResult(scenario: "replay --speed max → Kafka" + (headers ? " --headers" : ""), messages: t.messages, messageBytes: bytes,
                                     seconds: t.seconds, cpuSeconds: t.cpu,
                                     note: headers ? "the same with headers source and ingest_time on every message"
-                                                  : "read, decode, publish (produced on a second thread) until every trade is acknowledged; \(rounds) rounds in the order C S, S C")
+                                                  : "read, decode, publish (produced on a second thread) until every trade is acknowledged; \(roundsText(rounds))")
                 r.ratioToFloor = r.messagesPerSecond / floor.messagesPerSecond
                 results.append(r)
             }
