@@ -155,8 +155,9 @@ struct JSONScanner {
         return key
     }
 
-    /// Reads a string value, validating escapes and UTF-8.
-    mutating func readString() throws(JSONScanError) -> String {
+    /// Reads a string value, validating escapes and UTF-8. When its bytes are exactly those of
+    /// `previous` (no escapes), returns `previous` itself, so a run of trades in one symbol builds one `String`.
+    mutating func readString(reusing previous: String? = nil) throws(JSONScanError) -> String {
         guard peek() == UInt8(ascii: "\"") else { throw unexpected("a string") }
         let start = pos + 1
         var i = start
@@ -165,6 +166,10 @@ struct JSONScanner {
             let c = bytes[i]
             if c == UInt8(ascii: "\"") {
                 let raw = UnsafeRawBufferPointer(rebasing: bytes[start..<i])
+                if var previous, previous.utf8.count == raw.count, previous.withUTF8({ $0.elementsEqual(raw) }) {
+                    pos = i + 1
+                    return previous
+                }
                 let s: String
                 if high < 0x80 {
                     s = String(decoding: raw, as: UTF8.self)
@@ -183,25 +188,6 @@ struct JSONScanner {
             i += 1
         }
         throw JSONScanError(reason: "unterminated string", offset: start - 1)
-    }
-
-    /// ``readString()`` that returns `previous` itself when the next string has exactly its bytes
-    /// (no escapes), so a run of trades in one symbol builds one `String`.
-    mutating func readString(reusing previous: String?) throws(JSONScanError) -> String {
-        guard var previous, peek() == UInt8(ascii: "\""), !previous.isEmpty else { return try readString() }
-        let start = pos + 1
-        let end = start + previous.utf8.count
-        guard end < bytes.count, bytes[end] == UInt8(ascii: "\"") else { return try readString() }
-        for i in start..<end where bytes[i] == UInt8(ascii: "\"") || bytes[i] == UInt8(ascii: "\\") || bytes[i] < 0x20 {
-            return try readString()
-        }
-        let same = previous.withUTF8 { p in
-            for k in 0..<p.count where p[k] != bytes[start + k] { return false }
-            return true
-        }
-        guard same else { return try readString() }
-        pos = end + 1
-        return previous
     }
 
     private mutating func readEscapedString(start: Int, escapeAt: Int) throws(JSONScanError) -> String {

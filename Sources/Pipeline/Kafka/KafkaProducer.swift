@@ -247,18 +247,24 @@ public final class KafkaProducer: @unchecked Sendable {
                 }
                 return
             }
-            if rd_kafka_error_code(error) == RD_KAFKA_RESP_ERR__QUEUE_FULL, blockWhenFull {
-                let now = DispatchTime.now().uptimeNanoseconds
-                let limit = deadline ?? now + 30_000_000_000
-                deadline = limit
-                if now < limit {
-                    rd_kafka_error_destroy(error)
-                    rd_kafka_poll(handle, 1)
-                    continue
-                }
-            }
+            if blockWhenFull, waitForRoom(after: error, deadline: &deadline) { continue }
             throw KafkaError(consuming: error, operation: "produce to \(topic)")
         }
+    }
+
+    /// After a failed produce: when librdkafka's queue is full, destroys `error`, serves delivery
+    /// reports for up to 1 ms and returns true (retry), until the queue has stayed full for 30 s from
+    /// the first call with this `deadline`. Otherwise returns false and leaves `error` to the caller.
+    private func waitForRoom(after error: OpaquePointer, deadline: inout UInt64?) -> Bool {
+        guard rd_kafka_error_code(error) == RD_KAFKA_RESP_ERR__QUEUE_FULL else { return false }
+        let now = DispatchTime.now().uptimeNanoseconds
+        let limit = deadline ?? now + 30_000_000_000
+        deadline = limit
+        guard now < limit else { return false }
+        rd_kafka_error_destroy(error)
+        rd_kafka_poll(handle, 1)
+        state.selfServed.add(1, ordering: .relaxed)
+        return true
     }
 
     /// Enqueues every record of `batch` in order, each with `headers`, as
@@ -311,17 +317,7 @@ public final class KafkaProducer: @unchecked Sendable {
                 timestamp.pointee.u.i64 = r.timestamp
                 // A zero timestamp lets librdkafka stamp the message with the current time.
                 while let error = rd_kafka_produceva(handle, vus, n) {
-                    if rd_kafka_error_code(error) == RD_KAFKA_RESP_ERR__QUEUE_FULL {
-                        let now = DispatchTime.now().uptimeNanoseconds
-                        let limit = deadline ?? now + 30_000_000_000
-                        deadline = limit
-                        if now < limit {
-                            rd_kafka_error_destroy(error)
-                            rd_kafka_poll(handle, 1)
-                            state.selfServed.add(1, ordering: .relaxed)
-                            continue
-                        }
-                    }
+                    if waitForRoom(after: error, deadline: &deadline) { continue }
                     return KafkaError(consuming: error, operation: "produce to \(topic)")
                 }
                 deadline = nil

@@ -66,13 +66,7 @@ public final class PipelinedPublisher: Sendable {
     /// - Throws: a failure of an earlier batch.
     public func publish(_ trades: [Trade]) throws(KafkaError) {
         if let error = failure.value { throw error }
-        let full: KafkaRecordBatch? = pending.withLock { batch in
-            TradePublisher.encode(trades, into: &batch)
-            guard batch.count >= coalesce else { return nil }
-            defer { batch = KafkaRecordBatch(capacity: coalesce) }
-            return batch
-        }
-        if let full { queue.put(.batch(full)) }
+        handOff(adding: trades, atLeast: coalesce)
     }
 
     /// Hands over what is pending, waits until the thread has produced it, then until the
@@ -95,12 +89,14 @@ public final class PipelinedPublisher: Sendable {
         finished.wait()
     }
 
-    private func handOff() {
-        let rest: KafkaRecordBatch? = pending.withLock { batch in
-            guard !batch.isEmpty else { return nil }
+    /// Encodes `trades` into the pending batch and hands the batch over once it holds `minimum` or more.
+    private func handOff(adding trades: [Trade] = [], atLeast minimum: Int = 1) {
+        let ready: KafkaRecordBatch? = pending.withLock { batch in
+            TradePublisher.encode(trades, into: &batch)
+            guard batch.count >= minimum else { return nil }
             defer { batch = KafkaRecordBatch(capacity: coalesce) }
             return batch
         }
-        if let rest { queue.put(.batch(rest)) }
+        if let ready { queue.put(.batch(ready)) }
     }
 }
