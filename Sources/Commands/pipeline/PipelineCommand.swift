@@ -140,6 +140,7 @@ struct Produce: AsyncParsableCommand {
     @OptionGroup var kafka: KafkaOptions
     @Option(help: "WebSocket URL (default: FINNHUB_URL, else live Finnhub).") var url: String?
     @Option(help: "Comma-separated symbols (default: SYMBOLS, else AAPL,GOOGL,MSFT,TSLA).") var symbols: String?
+    @Option(help: "Kafka topic to write.") var topic = Topics.rawMarketData
     @Option(help: "Source name for the `source` header (with --headers).") var source: String?
     @Flag(help: "Mark each message with the headers source and ingest_time (Unix ms); off by default, since librdkafka allocates every header per message.")
     var headers = false
@@ -157,7 +158,7 @@ struct Produce: AsyncParsableCommand {
         try kafka.checkReachable(config)
         try KafkaAdmin(config: config).ensureTopics()
         let feed = WebSocketFeed(url: target ?? "wss://ws.finnhub.io", token: target == nil ? token : nil, symbols: list)
-        let publisher = TradePublisher(producer: try KafkaProducer(config: config), source: source ?? (target == nil ? "finnhub" : feed.displayURL), headers: headers)
+        let publisher = TradePublisher(producer: try KafkaProducer(config: config), topic: topic, source: source ?? (target == nil ? "finnhub" : feed.displayURL), headers: headers)
         let ingest = IngestService(feed: feed, publisher: publisher, logger: Logger(label: "producer"))
         try await runServices("producer", options: kafka, stop: { await feed.stop() }) { try await ingest.run() }
     }
@@ -193,17 +194,35 @@ struct AggregatorOptions: ParsableArguments {
     @Option(help: "Window hop in seconds (the window length must be a multiple).") var hop: Int64 = 10
     @Option(help: "Allowed lateness in seconds: later trades are counted, not merged.") var lateness: Int64 = 5
     @Option(help: "Alert rules, e.g. AAPL:above:200,AAPL:below:150,*:change:2.5") var alerts: String = ""
+    @Option(help: "Topic for window metrics.") var metricsTopic = Topics.aggregatedMetrics
+    @Option(help: "Topic for alerts.") var alertsTopic = Topics.priceAlerts
+    @Option(help: "Topic for the aggregator's checkpointed state (default: <group>-state).") var stateTopic: String?
 
     func options() throws -> AggregatorService.Options {
         var o = AggregatorService.Options()
         o.window = WindowConfig(windowMs: window * 1000, hopMs: hop * 1000, allowedLatenessMs: lateness * 1000)
         o.alertRules = try AlertRules.parse(alerts)
+        o.metricsTopic = metricsTopic
+        o.alertsTopic = alertsTopic
+        o.stateTopic = stateTopic
         return o
     }
 }
 
 struct Aggregator: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Sliding-window metrics per symbol → aggregated-metrics, alerts → price-alerts (consumer 2).")
+    static let configuration = CommandConfiguration(
+        abstract: "Sliding-window metrics per symbol → aggregated-metrics, alerts → price-alerts (consumer 2).",
+        discussion: """
+        Exactly-once output across crashes, restarts and rebalances: the state of each input partition is \
+        checkpointed every second to the state topic (<group>-state), and a member that takes a partition over \
+        restores it and skips the outputs already written, so aggregated-metrics and price-alerts hold the \
+        messages of one uninterrupted run, each once. Run up to one instance per input partition.
+
+        Examples:
+          pipeline aggregator --window 60 --hop 10 --lateness 5
+          pipeline aggregator --alerts 'AAPL:above:200,*:change:2.5'
+          pipeline aggregator --group backtest-agg --metrics-topic bt-metrics --alerts-topic bt-alerts
+        """)
     @OptionGroup var kafka: KafkaOptions
     @OptionGroup var consumer: ConsumerOptions
     @OptionGroup var aggregation: AggregatorOptions

@@ -161,3 +161,22 @@ public struct AlertEngine: Sendable {
         return out
     }
 }
+
+extension AlertEngine {
+    /// Writes which side of its level each (rule, symbol) was last on.
+    public func encode(into w: inout StateWriter) {
+        let sides = onAlertSide.sorted { ($0.key.rule, $0.key.symbol) < ($1.key.rule, $1.key.symbol) }
+        w.int(sides.count)
+        for (key, side) in sides { w.int(key.rule); w.string(key.symbol); w.bool(side) }
+    }
+
+    /// An engine over `rules` in the state ``encode(into:)`` wrote with the same rules.
+    public init(rules: [AlertRule], restoring r: inout StateReader) throws {
+        self.init(rules: rules)
+        for _ in 0..<(try r.count()) {
+            let rule = Int(try r.int()), symbol = try r.string(), side = try r.bool()
+            guard rules.indices.contains(rule) else { throw StateDecodingError(reason: "alert rule #\(rule) does not exist") }
+            onAlertSide[Key(rule: rule, symbol: symbol)] = side
+        }
+    }
+}

@@ -249,3 +249,54 @@ public struct WindowAggregator: Sendable {
                              first: first, last: last, changePct: first == 0 ? nil : (last - first) / first * 100)
     }
 }
+
+extension WindowAggregator {
+    /// Writes the complete state (every symbol's watermark, open panes, sequence and counters),
+    /// so that ``init(config:restoring:)`` continues exactly where this aggregator is.
+    public func encode(into w: inout StateWriter) {
+        w.int(invalidTrades)
+        w.int(states.count)
+        for st in states {
+            w.string(st.symbol)
+            w.int(st.watermark); w.int(st.nextOpen); w.int(st.seq); w.int(st.late)
+            w.int(st.minPane); w.int(st.maxPane)
+            let live = st.hasData ? (st.minPane...st.maxPane).filter { panes[slot(st, $0)].index == $0 } : []
+            w.int(live.count)
+            for p in live {
+                let pane = panes[slot(st, p)]
+                w.int(pane.index); w.int(pane.count)
+                w.double(pane.volume); w.double(pane.pv); w.double(pane.psum); w.double(pane.min); w.double(pane.max)
+                w.double(pane.first); w.double(pane.last); w.int(pane.firstSeq); w.int(pane.lastSeq)
+            }
+        }
+    }
+
+    /// An aggregator in the state ``encode(into:)`` wrote, under `config` (which must be the one
+    /// it was written with: the caller checks).
+    public init(config: WindowConfig, restoring r: inout StateReader) throws {
+        try self.init(config: config)
+        invalidTrades = Int(try r.int())
+        let n = try r.count()
+        for _ in 0..<n {
+            var st = SymbolState(symbol: try r.string(), base: panes.count)
+            st.watermark = try r.int(); st.nextOpen = try r.int(); st.seq = try r.int(); st.late = Int(try r.int())
+            st.minPane = try r.int(); st.maxPane = try r.int()
+            guard indexBySymbol[st.symbol] == nil else { throw StateDecodingError(reason: "symbol \(st.symbol) twice") }
+            indexBySymbol[st.symbol] = states.count
+            states.append(st)
+            panes.append(contentsOf: repeatElement(Pane(), count: ringSize))
+            for _ in 0..<(try r.count()) {
+                var pane = Pane()
+                pane.index = try r.int(); pane.count = Int(try r.int())
+                pane.volume = try r.double(); pane.pv = try r.double(); pane.psum = try r.double(); pane.min = try r.double(); pane.max = try r.double()
+                pane.first = try r.double(); pane.last = try r.double(); pane.firstSeq = try r.int(); pane.lastSeq = try r.int()
+                guard st.hasData, pane.index >= st.minPane, pane.index <= st.maxPane else { throw StateDecodingError(reason: "pane \(pane.index) of \(st.symbol) outside its range") }
+                panes[slot(st, pane.index)] = pane
+            }
+        }
+    }
+
+    @inline(__always) private func slot(_ st: SymbolState, _ p: Int64) -> Int {
+        let r = Int(p % Int64(ringSize)); return st.base + (r < 0 ? r + ringSize : r)
+    }
+}

@@ -36,6 +36,25 @@ public enum RebalanceEvent: Sendable, Equatable {
     case revoked([TopicPartition])
 }
 
+/// What a member does when partitions move to or away from it. Both closures run on the
+/// consumer's fetch thread inside the rebalance, so the group waits for them: keep them to the
+/// work that must happen before the partitions move.
+public struct RebalanceHandler: Sendable {
+    /// Runs before any record of the newly assigned partitions is fetched and returns where
+    /// to start reading some of them; the others start at the group's committed offset.
+    public var assigned: @Sendable ([TopicPartition]) -> [TopicPartitionOffset]
+    /// Runs before the partitions are given up. When it returns, the member must have stopped
+    /// producing anything for them and must have checkpointed whatever it wants to keep; records of
+    /// them that were already fetched may still be delivered afterwards and must be ignored.
+    public var revoked: @Sendable ([TopicPartition]) -> Void
+
+    public init(assigned: @escaping @Sendable ([TopicPartition]) -> [TopicPartitionOffset] = { _ in [] },
+                revoked: @escaping @Sendable ([TopicPartition]) -> Void = { _ in }) {
+        self.assigned = assigned
+        self.revoked = revoked
+    }
+}
+
 /// A member of a consumer group over librdkafka.
 ///
 /// Records arrive through ``messages`` (an `AsyncSequence`), fetched ahead by a background
@@ -73,38 +92,42 @@ public final class KafkaConsumer: @unchecked Sendable {
         let pollerDone = DispatchSemaphore(value: 0)
         let mailbox = Mailbox()
         let assignment = Mutex<Set<TopicPartition>>([])
-        let onRebalance: (@Sendable (RebalanceEvent) -> Void)?
-        init(onRebalance: (@Sendable (RebalanceEvent) -> Void)?) { self.onRebalance = onRebalance }
+        let handler = Mutex<RebalanceHandler?>(nil)
     }
 
     /// - Parameters:
-    ///   - topics: the topics to subscribe to; empty for a member that only reads committed offsets.
-    ///   - onRebalance: called on the fetch thread after each assignment change.
+    ///   - topics: the topics to subscribe to; empty for a member that subscribes later with
+    ///     ``subscribe(_:rebalance:)`` or only reads committed offsets.
     public init(
         config: KafkaConfig, groupID: String, topics: [String], commitPolicy: CommitPolicy = .storedOffsets,
-        batchSize: Int = 1000, onRebalance: (@Sendable (RebalanceEvent) -> Void)? = nil
+        batchSize: Int = 1000
     ) throws(KafkaError) {
         self.groupID = groupID
         var defaults = Self.defaults
         defaults["group.id"] = groupID
         defaults["enable.auto.commit"] = commitPolicy == .storedOffsets ? "true" : "false"
         let conf = try RdKafka.makeConf(config, defaults: defaults)
-        let state = State(onRebalance: onRebalance)
+        let state = State()
         rd_kafka_conf_set_opaque(conf, Unmanaged.passUnretained(state).toOpaque())
         rd_kafka_conf_set_rebalance_cb(conf) { rk, err, partitions, opaque in
             guard let rk, let opaque else { return }
             let state = Unmanaged<State>.fromOpaque(opaque).takeUnretainedValue()
             let list = partitions.map(KafkaConsumer.partitions(of:)) ?? []
             let cooperative = String(cString: rd_kafka_rebalance_protocol(rk)) == "COOPERATIVE"
+            let handler = state.handler.withLock { $0 }
             if err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS {
+                if let partitions, let starts = handler?.assigned(list.sorted()) {
+                    for start in starts {
+                        rd_kafka_topic_partition_list_find(partitions, start.topic, start.partition)?.pointee.offset = start.offset
+                    }
+                }
                 if cooperative { rd_kafka_error_destroy(rd_kafka_incremental_assign(rk, partitions)) } else { rd_kafka_assign(rk, partitions) }
                 state.assignment.withLock { $0.formUnion(list) }
-                state.onRebalance?(.assigned(list.sorted()))
             } else {
+                handler?.revoked(list.sorted())
                 rd_kafka_commit(rk, nil, 0)
                 if cooperative { rd_kafka_error_destroy(rd_kafka_incremental_unassign(rk, partitions)) } else { rd_kafka_assign(rk, nil) }
                 state.assignment.withLock { $0.subtract(list) }
-                state.onRebalance?(.revoked(list.sorted()))
             }
         }
         rd_kafka_conf_set_offset_commit_cb(conf) { _, err, _, _ in
@@ -133,6 +156,17 @@ public final class KafkaConsumer: @unchecked Sendable {
     }
 
     deinit { shutdown(commit: false) }
+
+    /// Subscribes to `topics`, with `rebalance` deciding where assigned partitions start and
+    /// checkpointing revoked ones. Call once, on a member created with no topics.
+    public func subscribe(_ topics: [String], rebalance: RebalanceHandler? = nil) throws(KafkaError) {
+        state.handler.withLock { $0 = rebalance }
+        let list = rd_kafka_topic_partition_list_new(Int32(topics.count))
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        for topic in topics { rd_kafka_topic_partition_list_add(list, topic, RD_KAFKA_PARTITION_UA) }
+        let err = rd_kafka_subscribe(handle, list)
+        if err != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(err, operation: "subscribe to \(topics.joined(separator: ","))") }
+    }
 
     /// The partitions currently assigned to this member.
     public var assignment: Set<TopicPartition> { state.assignment.withLock { $0 } }
@@ -272,18 +306,24 @@ public final class KafkaConsumer: @unchecked Sendable {
                 let rkt = msg.rkt!
                 let topic: String
                 if let known = topicNames[rkt] { topic = known } else { topic = String(cString: rd_kafka_topic_name(rkt)); topicNames[rkt] = topic }
-                var tstype = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE
-                let ts = rd_kafka_message_timestamp(m, &tstype)
-                batch.append(KafkaMessage(
-                    topic: topic, partition: msg.partition, offset: msg.offset,
-                    key: msg.key.map { Array(UnsafeRawBufferPointer(start: $0, count: msg.key_len)) },
-                    value: msg.payload.map { Array(UnsafeRawBufferPointer(start: $0, count: msg.len)) } ?? [],
-                    headers: headers(of: m),
-                    timestamp: tstype == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? nil : ts))
+                batch.append(message(copying: m, topic: topic))
             }
             if !batch.isEmpty { state.mailbox.put(batch, stop: state.stop) }
             if let fatal { state.mailbox.finish(error: fatal); return }
         }
+    }
+
+    /// A copy of librdkafka's record `m` (of `topic`), which stays the caller's to destroy.
+    static func message(copying m: UnsafeMutablePointer<rd_kafka_message_t>, topic: String) -> KafkaMessage {
+        let msg = m.pointee
+        var tstype = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE
+        let ts = rd_kafka_message_timestamp(m, &tstype)
+        return KafkaMessage(
+            topic: topic, partition: msg.partition, offset: msg.offset,
+            key: msg.key.map { Array(UnsafeRawBufferPointer(start: $0, count: msg.key_len)) },
+            value: msg.payload.map { Array(UnsafeRawBufferPointer(start: $0, count: msg.len)) } ?? [],
+            headers: headers(of: m),
+            timestamp: tstype == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? nil : ts)
     }
 
     private static func headers(of m: UnsafeMutablePointer<rd_kafka_message_t>) -> [KafkaHeader] {

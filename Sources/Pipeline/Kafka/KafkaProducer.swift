@@ -73,7 +73,16 @@ public final class KafkaProducer: @unchecked Sendable {
         let pollerDone = DispatchSemaphore(value: 0)
         let firstFailure = Mutex<KafkaError?>(nil)
         let onFailure: (@Sendable (KafkaError) -> Void)?
+        /// Highest acknowledged offset per (topic handle, partition), while `tracking`.
+        let acknowledged = Mutex<[AckKey: Int64]>([:])
+        let tracking = Atomic<Bool>(false)
         init(onFailure: (@Sendable (KafkaError) -> Void)?) { self.onFailure = onFailure }
+
+        func acknowledge(_ m: rd_kafka_message_t) {
+            guard tracking.load(ordering: .relaxed), m.err == RD_KAFKA_RESP_ERR_NO_ERROR, m.offset >= 0, let rkt = m.rkt else { return }
+            let key = AckKey(topic: UInt(bitPattern: rkt), partition: m.partition)
+            acknowledged.withLock { $0[key] = Swift.max($0[key] ?? -1, m.offset) }
+        }
 
         func record(_ err: rd_kafka_resp_err_t, topic: @autoclosure () -> String) {
             guard err != RD_KAFKA_RESP_ERR_NO_ERROR else { delivered.add(1, ordering: .relaxed); return }
@@ -83,6 +92,8 @@ public final class KafkaProducer: @unchecked Sendable {
             onFailure?(error)
         }
     }
+
+    struct AckKey: Hashable { var topic: UInt; var partition: Int32 }
 
     final class DeliveryBox {
         let continuation: CheckedContinuation<Result<DeliveryReport, KafkaError>, Never>
@@ -100,6 +111,7 @@ public final class KafkaProducer: @unchecked Sendable {
             let state = Unmanaged<State>.fromOpaque(opaque).takeUnretainedValue()
             let m = message.pointee
             var topic: String { m.rkt.map { String(cString: rd_kafka_topic_name($0)) } ?? "?" }
+            state.acknowledge(m)
             if let priv = m._private {
                 let box = Unmanaged<DeliveryBox>.fromOpaque(priv).takeRetainedValue()
                 if m.err == RD_KAFKA_RESP_ERR_NO_ERROR {
@@ -162,10 +174,30 @@ public final class KafkaProducer: @unchecked Sendable {
 
     /// Hands one message to librdkafka without waiting for delivery; blocks while the
     /// in-flight limit is reached, and throws if it stays reached for `message.timeout.ms`.
+    /// - Parameter partition: the partition to write; `nil` lets the partitioner choose by key.
     public func enqueue(
-        topic: String, key: [UInt8]?, value: [UInt8], headers: [KafkaHeader] = [], timestamp: Int64? = nil
+        topic: String, key: [UInt8]?, value: [UInt8], headers: [KafkaHeader] = [], timestamp: Int64? = nil, partition: Int32? = nil
     ) throws(KafkaError) {
-        try produce(topic: topic, key: key, value: value, headers: headers, timestamp: timestamp, opaque: nil, blockWhenFull: true)
+        try produce(topic: topic, key: key, value: value, headers: headers, timestamp: timestamp, partition: partition, opaque: nil, blockWhenFull: true)
+    }
+
+    /// From now on, remember the highest acknowledged offset of every partition written
+    /// (``acknowledgedOffsets()``), at the cost of a lock per delivered message.
+    public func trackAcknowledgedOffsets() {
+        state.tracking.store(true, ordering: .relaxed)
+    }
+
+    /// The highest acknowledged offset of every partition written since
+    /// ``trackAcknowledgedOffsets()``.
+    public func acknowledgedOffsets() -> [TopicPartition: Int64] {
+        state.acknowledged.withLock { map in
+            var result: [TopicPartition: Int64] = [:]
+            for (key, offset) in map {
+                let name = String(cString: rd_kafka_topic_name(OpaquePointer(bitPattern: key.topic)!))
+                result[TopicPartition(topic: name, partition: key.partition)] = offset
+            }
+            return result
+        }
     }
 
     /// Like ``enqueue(topic:key:value:headers:timestamp:)`` over raw memory the caller keeps
@@ -178,16 +210,16 @@ public final class KafkaProducer: @unchecked Sendable {
     }
 
     private func produce(
-        topic: String, key: [UInt8]?, value: [UInt8], headers: [KafkaHeader], timestamp: Int64?,
+        topic: String, key: [UInt8]?, value: [UInt8], headers: [KafkaHeader], timestamp: Int64?, partition: Int32? = nil,
         opaque: UnsafeMutableRawPointer?, blockWhenFull: Bool
     ) throws(KafkaError) {
         let result: Result<Void, KafkaError> = value.withUnsafeBytes { v in
             if let key {
                 return key.withUnsafeBytes { k in
-                    Result { () throws(KafkaError) in try produceRaw(topic: topic, key: k, value: v, headers: headers, timestamp: timestamp, opaque: opaque, blockWhenFull: blockWhenFull) }
+                    Result { () throws(KafkaError) in try produceRaw(topic: topic, key: k, value: v, headers: headers, timestamp: timestamp, partition: partition, opaque: opaque, blockWhenFull: blockWhenFull) }
                 }
             }
-            return Result { () throws(KafkaError) in try produceRaw(topic: topic, key: nil, value: v, headers: headers, timestamp: timestamp, opaque: opaque, blockWhenFull: blockWhenFull) }
+            return Result { () throws(KafkaError) in try produceRaw(topic: topic, key: nil, value: v, headers: headers, timestamp: timestamp, partition: partition, opaque: opaque, blockWhenFull: blockWhenFull) }
         }
         try result.get()
     }
@@ -206,14 +238,14 @@ public final class KafkaProducer: @unchecked Sendable {
 
     private func produceRaw(
         topic: String, key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer, headers: [KafkaHeader],
-        timestamp: Int64?, opaque: UnsafeMutableRawPointer?, blockWhenFull: Bool
+        timestamp: Int64?, partition: Int32? = nil, opaque: UnsafeMutableRawPointer?, blockWhenFull: Bool
     ) throws(KafkaError) {
         guard !closed.load(ordering: .relaxed) else { throw KafkaError(RD_KAFKA_RESP_ERR__DESTROY, operation: "produce to \(topic)", message: "the producer is closed") }
         let rkt = try topicHandle(topic)
         let madeKeys: [[CChar]]? = headers.contains { $0.cKey.isEmpty } ? headers.map { $0.cKey.isEmpty ? Array($0.key.utf8CString) : $0.cKey } : nil
         var deadline: UInt64?
         while true {
-            let error: OpaquePointer? = withUnsafeTemporaryAllocation(of: rd_kafka_vu_t.self, capacity: 6 + headers.count) { vus in
+            let error: OpaquePointer? = withUnsafeTemporaryAllocation(of: rd_kafka_vu_t.self, capacity: 7 + headers.count) { vus in
                     var n = 0
                     func put(_ type: rd_kafka_vtype_t, _ fill: (inout rd_kafka_vu_t) -> Void) {
                         var vu = rd_kafka_vu_t()
@@ -230,6 +262,7 @@ public final class KafkaProducer: @unchecked Sendable {
                         put(RD_KAFKA_VTYPE_KEY) { $0.u.mem.ptr = UnsafeMutableRawPointer(mutating: key.baseAddress); $0.u.mem.size = key.count }
                     }
                     if let timestamp { put(RD_KAFKA_VTYPE_TIMESTAMP) { $0.u.i64 = timestamp } }
+                    if let partition { put(RD_KAFKA_VTYPE_PARTITION) { $0.u.i32 = partition } }
                     for (i, header) in headers.enumerated() {
                         put(RD_KAFKA_VTYPE_HEADER) { vu in
                             (madeKeys?[i] ?? header.cKey).withUnsafeBufferPointer { vu.u.header.name = $0.baseAddress }

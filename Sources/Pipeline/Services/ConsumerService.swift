@@ -8,7 +8,8 @@ import Synchronization
 /// its outputs and the dead-letter queue, and at-least-once checkpoints.
 ///
 /// Contract: a record's offset is committed only after everything it produced (outputs, a
-/// dead letter, a stored file) was acknowledged by Kafka or made durable. ``run(_:)`` processes
+/// dead letter, a stored file) was acknowledged by Kafka or made durable; offsets of partitions
+/// revoked meanwhile are not committed by this member. ``run(_:)`` processes
 /// batches until ``KafkaConsumer/finish()`` (graceful shutdown), then finishes the in-flight
 /// batch, flushes, commits and leaves the group. Periodic commits do not wait for the broker
 /// (processing goes on; a failed one is logged and covered by the next); the final one does.
@@ -25,25 +26,23 @@ public final class ConsumerService: Sendable {
     public let producer: KafkaProducer
     public let deadLetters: DeadLetterQueue
     public let options: Options
+    public let config: KafkaConfig
     let logger: Logger
     let messagesIn: Counter
     let deadLettered: Counter
     let lag: Gauge
     private let processedCount = Atomic<Int>(0)
+    /// Next offset to commit per partition, for services that let everything processed be committed.
+    private let pending = Mutex<[TopicPartition: Int64]>([:])
 
     /// Records handled so far (valid and dead-lettered).
     public var processed: Int { processedCount.load(ordering: .relaxed) }
 
     public init(config: KafkaConfig, options: Options, logger: Logger) throws(KafkaError) {
         self.options = options
+        self.config = config
         self.logger = logger
-        let log = logger
-        consumer = try KafkaConsumer(config: config, groupID: options.groupID, topics: [options.topic], commitPolicy: .manual) { event in
-            switch event {
-            case .assigned(let p): log.info("assigned \(p.map { "\($0.topic)[\($0.partition)]" }.joined(separator: ", "))")
-            case .revoked(let p): log.info("revoked \(p.map { "\($0.topic)[\($0.partition)]" }.joined(separator: ", "))")
-            }
-        }
+        consumer = try KafkaConsumer(config: config, groupID: options.groupID, topics: [], commitPolicy: .manual)
         producer = try KafkaProducer(config: config)
         deadLetters = DeadLetterQueue(producer: producer, groupID: options.groupID)
         let dims = [("group", options.groupID)]
@@ -56,23 +55,34 @@ public final class ConsumerService: Sendable {
     /// already dead-lettered) and returns once the batch's outputs are enqueued.
     public typealias BatchHandler = @Sendable ([(trade: Trade, message: KafkaMessage)]) async throws -> Void
 
-    /// Processes until graceful shutdown. `onIdle` runs when no record arrived for a
+    /// Subscribes and processes until graceful shutdown. `onIdle` runs when no record arrived for a
     /// checkpoint interval. `beforeCheckpoint` (`final` on shutdown) runs before every commit: when it returns offsets,
-    /// exactly those are committed (a service that keeps records, like storage, returns what it
-    /// made durable); when it returns `nil`, everything processed so far is.
+    /// exactly those are committed (a service that keeps records or state, like storage and the
+    /// aggregator, returns what it made durable); when it returns `nil`, everything processed so far is.
+    /// `rebalance` decides where assigned partitions start and checkpoints revoked ones (see
+    /// ``RebalanceHandler``); either way assignments are logged.
     public func run(
         _ handle: BatchHandler,
         onIdle: @Sendable () async throws -> Void = {},
-        beforeCheckpoint: @Sendable (_ final: Bool) async throws -> [TopicPartitionOffset]? = { _ in nil }
+        beforeCheckpoint: @Sendable (_ final: Bool) async throws -> [TopicPartitionOffset]? = { _ in nil },
+        rebalance: RebalanceHandler = RebalanceHandler()
     ) async throws {
-        var pending: [TopicPartition: Int64] = [:]
+        let log = logger
+        try consumer.subscribe([options.topic], rebalance: RebalanceHandler(assigned: { partitions in
+            log.info("assigned \(partitions.map { "\($0.topic)[\($0.partition)]" }.joined(separator: ", "))")
+            return rebalance.assigned(partitions)
+        }, revoked: { [self] partitions in
+            rebalance.revoked(partitions)
+            pending.withLock { for p in partitions { $0[p] = nil } }
+            log.info("revoked \(partitions.map { "\($0.topic)[\($0.partition)]" }.joined(separator: ", "))")
+        }))
         var lastCheckpoint = ContinuousClock.now
         func checkpoint(final: Bool = false) async throws {
             let explicit = try await beforeCheckpoint(final)
             try producer.flush(timeout: .seconds(60))
-            let offsets = explicit ?? pending.map { TopicPartitionOffset(topic: $0.key.topic, partition: $0.key.partition, offset: $0.value) }
+            let processed = pending.withLock { p in defer { p.removeAll() }; return p }
+            let offsets = explicit ?? processed.map { TopicPartitionOffset(topic: $0.key.topic, partition: $0.key.partition, offset: $0.value) }
             if !offsets.isEmpty { try consumer.commit(offsets, wait: final) }
-            pending.removeAll()
             lag.record(consumer.lag())
             lastCheckpoint = .now
         }
@@ -82,6 +92,7 @@ public final class ConsumerService: Sendable {
             } else {
                 var trades: [(trade: Trade, message: KafkaMessage)] = []
                 trades.reserveCapacity(batch.count)
+                var ends: [(TopicPartition, Int64)] = []
                 var run: (partition: TopicPartition, next: Int64)?
                 for message in batch {
                     if let trade = try deadLetters.trade(from: message) {
@@ -93,13 +104,15 @@ public final class ConsumerService: Sendable {
                     if let r = run, r.partition.partition == message.partition, r.partition.topic == message.topic {
                         run!.next = message.offset + 1
                     } else {
-                        if let r = run { pending[r.partition] = r.next }
+                        if let r = run { ends.append(r) }
                         run = (TopicPartition(topic: message.topic, partition: message.partition), message.offset + 1)
                     }
                 }
-                if let r = run { pending[r.partition] = r.next }
+                if let r = run { ends.append(r) }
                 messagesIn.increment(by: batch.count)
                 try await handle(trades)
+                let assigned = consumer.assignment
+                pending.withLock { p in for (tp, next) in ends where assigned.contains(tp) { p[tp] = next } }
                 processedCount.add(batch.count, ordering: .relaxed)
             }
             if ContinuousClock.now - lastCheckpoint >= options.checkpointInterval { try await checkpoint() }

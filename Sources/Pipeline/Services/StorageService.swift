@@ -12,10 +12,12 @@ import Synchronization
 ///    (temp file, fsync, rename, fsync of the folder);
 /// 2. then `dataDir/<topic>/_offsets/p<P>` records the batch's last offset, atomically;
 /// 3. then the offsets are committed to Kafka.
-/// On start, files of a batch whose marker was never written are deleted, and records at or
-/// below the marker are skipped, so re-delivered records are never stored again. Records buffered
-/// for a partition that was revoked meanwhile are dropped: its new owner reads them again. Files stored more
-/// than `retentionDays` ago are deleted at start and hourly.
+/// When a member gets a partition it reads that partition's marker anew, deletes the partition's
+/// files of a batch whose marker was never written, and starts reading after the marker; records at or
+/// below the marker are skipped, so re-delivered records are never stored again. Before a partition
+/// is given up, a batch being written for it is finished and what is buffered for it is dropped
+/// (its new owner reads it again), so several instances can share one data folder, however
+/// partitions move between them. Files stored more than `retentionDays` ago are deleted at start and hourly.
 public final class StorageService: Sendable {
     public struct Options: Sendable {
         public var dataDir: String
@@ -30,13 +32,18 @@ public final class StorageService: Sendable {
     public let options: Options
     private let topic: String
     private struct State {
+        var owned: Set<Int32> = []
         var buffers: [Int32: [(trade: Trade, message: KafkaMessage)]] = [:]
         var oldest: ContinuousClock.Instant?
         var markers: [Int32: Int64] = [:]
+        /// Highest offset buffered or stored per owned partition: records at or below it are repeats.
+        var accepted: [Int32: Int64] = [:]
         var durable: [Int32: Int64] = [:]
         var lastRetention = ContinuousClock.now
     }
     private let state = Mutex(State())
+    /// Held while a batch is written, so a partition is never given up in the middle of one.
+    private let writing = Mutex(())
     private let filesWritten: Counter
     private let recordsStored: Counter
     private let batchLatency: Metrics.Timer
@@ -49,12 +56,6 @@ public final class StorageService: Sendable {
         recordsStored = Counter(label: "pipeline_storage_records_total")
         batchLatency = Metrics.Timer(label: "pipeline_storage_batch_seconds")
         try FileManager.default.createDirectory(atPath: markerDir, withIntermediateDirectories: true)
-        let markers = try Self.readMarkers(markerDir)
-        for (path, batch) in StoredOffsets.batchFiles(under: options.dataDir, topic: topic)
-        where batch.lastOffset > (markers[Int32(batch.partition)] ?? -1) {
-            try FileManager.default.removeItem(atPath: path)
-        }
-        state.withLock { $0.markers = markers }
         _ = try? Retention.deleteFiles(olderThanDays: options.retentionDays, under: options.dataDir)
     }
 
@@ -71,14 +72,60 @@ public final class StorageService: Sendable {
         return markers
     }
 
-    /// The highest offset stored per partition (what survived the last crash).
+    /// The highest offset stored per owned partition.
     public var markers: [Int32: Int64] { state.withLock { $0.markers } }
+
+    /// Takes over `partitions`: reads each marker from disk, deletes the partition's files that
+    /// no marker covers (a batch cut short by a crash) and returns where to continue reading.
+    private func take(_ partitions: [TopicPartition]) -> [TopicPartitionOffset] {
+        let mine = partitions.filter { $0.topic == topic }.map(\.partition)
+        guard !mine.isEmpty else { return [] }
+        let markers = (try? Self.readMarkers(markerDir)) ?? [:]
+        let wanted = Set(mine)
+        for (path, batch) in StoredOffsets.batchFiles(under: options.dataDir, topic: topic)
+        where wanted.contains(Int32(batch.partition)) && batch.lastOffset > (markers[Int32(batch.partition)] ?? -1) {
+            do {
+                try FileManager.default.removeItem(atPath: path)
+                service.logger.notice("removed \(path): its batch was cut short before its marker was written")
+            } catch {
+                service.logger.error("cannot remove \(path) of an unfinished batch: \(error)")
+            }
+        }
+        return state.withLock { s in
+            var starts: [TopicPartitionOffset] = []
+            for p in mine {
+                s.owned.insert(p)
+                s.buffers[p] = nil
+                s.markers[p] = markers[p]
+                s.accepted[p] = markers[p]
+                if let m = markers[p] { starts.append(TopicPartitionOffset(topic: topic, partition: p, offset: m + 1)) }
+            }
+            return starts
+        }
+    }
+
+    /// Gives up `partitions`: waits for a batch being written, then drops what is buffered for them.
+    private func release(_ partitions: [TopicPartition]) {
+        writing.withLock { _ in
+            state.withLock { s in
+                for tp in partitions where tp.topic == topic {
+                    s.owned.remove(tp.partition)
+                    s.buffers[tp.partition] = nil
+                    s.markers[tp.partition] = nil
+                    s.accepted[tp.partition] = nil
+                    s.durable[tp.partition] = nil
+                }
+                if s.buffers.isEmpty { s.oldest = nil }
+            }
+        }
+    }
 
     public func run() async throws {
         try await service.run({ [self] batch in
             let full = state.withLock { s -> Bool in
-                for item in batch where item.message.offset > (s.markers[item.message.partition] ?? -1) {
+                for item in batch where s.owned.contains(item.message.partition) && item.message.offset > (s.accepted[item.message.partition] ?? -1) {
                     s.buffers[item.message.partition, default: []].append(item)
+                    s.accepted[item.message.partition] = item.message.offset
                 }
                 if s.oldest == nil, !s.buffers.isEmpty { s.oldest = .now }
                 return s.buffers.values.contains { $0.count >= options.batchSize }
@@ -91,18 +138,20 @@ public final class StorageService: Sendable {
                 defer { s.durable.removeAll() }
                 return s.durable.map { TopicPartitionOffset(topic: topic, partition: $0.key, offset: $0.value + 1) }
             }
-        })
+        }, rebalance: RebalanceHandler(assigned: { [self] in take($0) }, revoked: { [self] in release($0) }))
     }
 
     private func writeBuffered() throws {
+        try writing.withLock { _ throws in try writeBufferedLocked() }
+    }
+
+    private func writeBufferedLocked() throws {
         let buffers = state.withLock { s -> [Int32: [(trade: Trade, message: KafkaMessage)]] in
             defer { s.buffers.removeAll(); s.oldest = nil }
-            return s.buffers
+            return s.buffers.filter { s.owned.contains($0.key) }
         }
         let start = ContinuousClock.now
-        let assigned = service.consumer.assignment
         for (partition, items) in buffers.sorted(by: { $0.key < $1.key }) where !items.isEmpty {
-            guard assigned.contains(TopicPartition(topic: topic, partition: partition)) else { continue }
             let batch = BatchId(topic: topic, partition: Int(partition), firstOffset: items.first!.message.offset, lastOffset: items.last!.message.offset)
             var groups: [String: (eventMs: Int64, symbol: String, bytes: [UInt8])] = [:]
             for (trade, message) in items {
