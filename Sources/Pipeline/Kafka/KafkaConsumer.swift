@@ -11,6 +11,9 @@ public struct KafkaMessage: Sendable {
     public var value: [UInt8]
     public var headers: [KafkaHeader]
     public var timestamp: Int64?
+    /// The member's rebalance count when the record was fetched (``KafkaConsumer/generation``):
+    /// a record fetched before its partition was last assigned has a smaller one and is stale.
+    public var generation: UInt64 = 0
 
     public func header(_ key: String) -> [UInt8]? { headers.first { $0.key == key }?.value }
 }
@@ -93,6 +96,7 @@ public final class KafkaConsumer: @unchecked Sendable {
         let mailbox = Mailbox()
         let assignment = Mutex<Set<TopicPartition>>([])
         let handler = Mutex<RebalanceHandler?>(nil)
+        let generation = Atomic<UInt64>(0)
     }
 
     /// - Parameters:
@@ -112,6 +116,7 @@ public final class KafkaConsumer: @unchecked Sendable {
         rd_kafka_conf_set_rebalance_cb(conf) { rk, err, partitions, opaque in
             guard let rk, let opaque else { return }
             let state = Unmanaged<State>.fromOpaque(opaque).takeUnretainedValue()
+            state.generation.add(1, ordering: .sequentiallyConsistent)
             let list = partitions.map(KafkaConsumer.partitions(of:)) ?? []
             let cooperative = String(cString: rd_kafka_rebalance_protocol(rk)) == "COOPERATIVE"
             let handler = state.handler.withLock { $0 }
@@ -149,8 +154,8 @@ public final class KafkaConsumer: @unchecked Sendable {
             rd_kafka_destroy(handle)
             throw KafkaError(err, operation: "subscribe to \(topics.joined(separator: ","))")
         }
-        let q = UnsafeSendable(queue)
-        let thread = Thread { KafkaConsumer.fetchLoop(queue: q.value, state: state, batchSize: batchSize) }
+        let q = UnsafeSendable(queue), h = UnsafeSendable(handle)
+        let thread = Thread { KafkaConsumer.fetchLoop(handle: h.value, queue: q.value, state: state, batchSize: batchSize) }
         thread.name = "kafka-consumer-fetch"
         thread.start()
     }
@@ -167,6 +172,11 @@ public final class KafkaConsumer: @unchecked Sendable {
         let err = rd_kafka_subscribe(handle, list)
         if err != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(err, operation: "subscribe to \(topics.joined(separator: ","))") }
     }
+
+    /// How many rebalance events this member has seen. Read inside a ``RebalanceHandler`` closure
+    /// it is the generation of the records fetched under the new assignment: records with a smaller
+    /// ``KafkaMessage/generation`` were fetched before and must be ignored for those partitions.
+    public var generation: UInt64 { state.generation.load(ordering: .sequentiallyConsistent) }
 
     /// The partitions currently assigned to this member.
     public var assignment: Set<TopicPartition> { state.assignment.withLock { $0 } }
@@ -281,7 +291,7 @@ public final class KafkaConsumer: @unchecked Sendable {
         rd_kafka_destroy(handle)
     }
 
-    private static func fetchLoop(queue: OpaquePointer, state: State, batchSize: Int) {
+    private static func fetchLoop(handle: OpaquePointer, queue: OpaquePointer, state: State, batchSize: Int) {
         defer { state.pollerDone.signal() }
         let buffer = UnsafeMutablePointer<UnsafeMutablePointer<rd_kafka_message_t>?>.allocate(capacity: batchSize)
         defer { buffer.deallocate() }
@@ -289,7 +299,29 @@ public final class KafkaConsumer: @unchecked Sendable {
         while !state.stop.load(ordering: .relaxed) {
             guard let first = rd_kafka_consume_queue(queue, 100) else { continue }
             buffer[0] = first
-            let n = 1 + max(0, rd_kafka_consume_batch_queue(queue, 0, buffer + 1, batchSize - 1))
+            let generation = state.generation.load(ordering: .sequentiallyConsistent)
+            var n = 1 + max(0, rd_kafka_consume_batch_queue(queue, 0, buffer + 1, batchSize - 1))
+            if n > 1, state.generation.load(ordering: .sequentiallyConsistent) != generation {
+                // A rebalance was served inside the batch call: which of its records came before it is
+                // unknown, so they are dropped and their partitions read again from the first of them.
+                var firstOffsets: [TopicPartition: Int64] = [:]
+                for i in 1..<n {
+                    guard let m = buffer[i] else { continue }
+                    if m.pointee.err == RD_KAFKA_RESP_ERR_NO_ERROR, let rkt = m.pointee.rkt {
+                        let tp = TopicPartition(topic: String(cString: rd_kafka_topic_name(rkt)), partition: m.pointee.partition)
+                        firstOffsets[tp] = min(firstOffsets[tp] ?? .max, m.pointee.offset)
+                    }
+                    rd_kafka_message_destroy(m)
+                }
+                n = 1
+                let assigned = state.assignment.withLock { $0 }
+                let seek = firstOffsets.filter { assigned.contains($0.key) }
+                if !seek.isEmpty {
+                    let list = Self.list(seek.map { TopicPartitionOffset(topic: $0.key.topic, partition: $0.key.partition, offset: $0.value) })
+                    rd_kafka_error_destroy(rd_kafka_seek_partitions(handle, list, 0))
+                    rd_kafka_topic_partition_list_destroy(list)
+                }
+            }
             var batch: [KafkaMessage] = []
             batch.reserveCapacity(n)
             var fatal: KafkaError?
@@ -306,7 +338,9 @@ public final class KafkaConsumer: @unchecked Sendable {
                 let rkt = msg.rkt!
                 let topic: String
                 if let known = topicNames[rkt] { topic = known } else { topic = String(cString: rd_kafka_topic_name(rkt)); topicNames[rkt] = topic }
-                batch.append(message(copying: m, topic: topic))
+                var record = message(copying: m, topic: topic)
+                record.generation = generation
+                batch.append(record)
             }
             if !batch.isEmpty { state.mailbox.put(batch, stop: state.stop) }
             if let fatal { state.mailbox.finish(error: fatal); return }

@@ -83,6 +83,8 @@ public final class AggregatorService: Sendable {
         var outputEnds: [TopicPartition: Int64] = [:]
         var changed = false
         var written = Written()
+        /// Records fetched before this member (re)took the partition are stale.
+        var generation: UInt64 = 0
     }
 
     struct Shared {
@@ -135,7 +137,7 @@ public final class AggregatorService: Sendable {
             try shared.withLock { s throws in
                 if let failure = s.failure { throw failure }
                 var out = Outputs()
-                for (trade, message) in batch where s.partitions[message.partition] != nil {
+                for (trade, message) in batch where (s.partitions[message.partition]?.generation ?? .max) <= message.generation {
                     process(trade, partition: message.partition, offset: message.offset, in: &s.partitions[message.partition]!, into: &out)
                 }
                 try publish(out)
@@ -265,10 +267,14 @@ public final class AggregatorService: Sendable {
         let input = service.options.topic
         let mine = partitions.filter { $0.topic == input }.map(\.partition)
         guard !mine.isEmpty else { return [] }
+        let generation = service.consumer.generation
         do {
             let restored = try restore(mine)
             return shared.withLock { s in
-                for (p, ps) in restored { s.partitions[p] = ps }
+                for (p, var ps) in restored {
+                    ps.generation = generation
+                    s.partitions[p] = ps
+                }
                 return restored.compactMap { p, ps in ps.nextOffset > 0 ? TopicPartitionOffset(topic: input, partition: p, offset: ps.nextOffset) : nil }
             }
         } catch {

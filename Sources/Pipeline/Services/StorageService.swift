@@ -38,6 +38,8 @@ public final class StorageService: Sendable {
         var markers: [Int32: Int64] = [:]
         /// Highest offset buffered or stored per owned partition: records at or below it are repeats.
         var accepted: [Int32: Int64] = [:]
+        /// Per owned partition, the consumer generation it was taken at: records fetched before are stale.
+        var generations: [Int32: UInt64] = [:]
         var durable: [Int32: Int64] = [:]
         var lastRetention = ContinuousClock.now
     }
@@ -91,10 +93,12 @@ public final class StorageService: Sendable {
                 service.logger.error("cannot remove \(path) of an unfinished batch: \(error)")
             }
         }
+        let generation = service.consumer.generation
         return state.withLock { s in
             var starts: [TopicPartitionOffset] = []
             for p in mine {
                 s.owned.insert(p)
+                s.generations[p] = generation
                 s.buffers[p] = nil
                 s.markers[p] = markers[p]
                 s.accepted[p] = markers[p]
@@ -110,6 +114,7 @@ public final class StorageService: Sendable {
             state.withLock { s in
                 for tp in partitions where tp.topic == topic {
                     s.owned.remove(tp.partition)
+                    s.generations[tp.partition] = nil
                     s.buffers[tp.partition] = nil
                     s.markers[tp.partition] = nil
                     s.accepted[tp.partition] = nil
@@ -123,7 +128,8 @@ public final class StorageService: Sendable {
     public func run() async throws {
         try await service.run({ [self] batch in
             let full = state.withLock { s -> Bool in
-                for item in batch where s.owned.contains(item.message.partition) && item.message.offset > (s.accepted[item.message.partition] ?? -1) {
+                for item in batch where (s.generations[item.message.partition] ?? .max) <= item.message.generation
+                    && item.message.offset > (s.accepted[item.message.partition] ?? -1) {
                     s.buffers[item.message.partition, default: []].append(item)
                     s.accepted[item.message.partition] = item.message.offset
                 }
