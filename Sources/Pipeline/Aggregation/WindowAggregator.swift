@@ -126,6 +126,8 @@ public struct WindowAggregator: Sendable {
     public func lateTrades(for symbol: String) -> Int { indexBySymbol[symbol].map { states[$0].late } ?? 0 }
     /// Late-trade counts for every symbol seen.
     public var lateTradeCounts: [String: Int] { Dictionary(uniqueKeysWithValues: states.map { ($0.symbol, $0.late) }) }
+    /// Late (dropped) trades of all symbols.
+    public var lateTradeTotal: Int { states.reduce(0) { $0 + $1.late } }
     /// Current watermark of `symbol` (nil before its first trade).
     public func watermark(for symbol: String) -> Int64? { indexBySymbol[symbol].map { states[$0].watermark } }
     /// Start of the earliest open window of `symbol`; trades before it are late (nil before its first trade).

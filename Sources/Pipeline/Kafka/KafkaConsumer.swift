@@ -338,9 +338,7 @@ public final class KafkaConsumer: @unchecked Sendable {
                 let rkt = msg.rkt!
                 let topic: String
                 if let known = topicNames[rkt] { topic = known } else { topic = String(cString: rd_kafka_topic_name(rkt)); topicNames[rkt] = topic }
-                var record = message(copying: m, topic: topic)
-                record.generation = generation
-                batch.append(record)
+                batch.append(message(copying: m, topic: topic, generation: generation))
             }
             if !batch.isEmpty { state.mailbox.put(batch, stop: state.stop) }
             if let fatal { state.mailbox.finish(error: fatal); return }
@@ -348,7 +346,7 @@ public final class KafkaConsumer: @unchecked Sendable {
     }
 
     /// A copy of librdkafka's record `m` (of `topic`), which stays the caller's to destroy.
-    static func message(copying m: UnsafeMutablePointer<rd_kafka_message_t>, topic: String) -> KafkaMessage {
+    static func message(copying m: UnsafeMutablePointer<rd_kafka_message_t>, topic: String, generation: UInt64 = 0) -> KafkaMessage {
         let msg = m.pointee
         var tstype = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE
         let ts = rd_kafka_message_timestamp(m, &tstype)
@@ -357,7 +355,7 @@ public final class KafkaConsumer: @unchecked Sendable {
             key: msg.key.map { Array(UnsafeRawBufferPointer(start: $0, count: msg.key_len)) },
             value: msg.payload.map { Array(UnsafeRawBufferPointer(start: $0, count: msg.len)) } ?? [],
             headers: headers(of: m),
-            timestamp: tstype == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? nil : ts)
+            timestamp: tstype == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? nil : ts, generation: generation)
     }
 
     private static func headers(of m: UnsafeMutablePointer<rd_kafka_message_t>) -> [KafkaHeader] {

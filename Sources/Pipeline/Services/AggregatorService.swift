@@ -137,11 +137,18 @@ public final class AggregatorService: Sendable {
             try shared.withLock { s throws in
                 if let failure = s.failure { throw failure }
                 var out = Outputs()
-                for (trade, message) in batch where (s.partitions[message.partition]?.generation ?? .max) <= message.generation {
-                    process(trade, partition: message.partition, offset: message.offset, in: &s.partitions[message.partition]!, into: &out)
+                var i = 0
+                while i < batch.count {
+                    let p = batch[i].message.partition
+                    var end = i + 1
+                    while end < batch.count && batch[end].message.partition == p { end += 1 }
+                    if s.partitions[p] != nil {
+                        process(batch[i..<end], partition: p, in: &s.partitions[p]!, into: &out)
+                    }
+                    i = end
                 }
                 try publish(out)
-                lateTrades.record(s.partitions.values.reduce(0) { $0 + $1.aggregator.lateTradeCounts.values.reduce(0, +) })
+                lateTrades.record(s.partitions.values.reduce(0) { $0 + $1.aggregator.lateTradeTotal })
             }
             options.onProcessed?(batch)
         }, onIdle: { [self] in
@@ -169,17 +176,25 @@ public final class AggregatorService: Sendable {
         var alerts: [(Alert, Int32, Position)] = []
     }
 
-    private func process(_ trade: Trade, partition: Int32, offset: Int64, in ps: inout PartitionState, into out: inout Outputs) {
-        guard offset >= ps.nextOffset else { return }
-        ps.nextOffset = offset + 1
-        ps.changed = true
-        if trade.timestamp > ps.newest { ps.newest = trade.timestamp }
-        ps.position = Position(offset: offset, index: 0)
-        let windows = ps.aggregator.add(trade)
-        for w in windows { emit(w, partition: partition, in: &ps, into: &out) }
-        for a in ps.alerts.evaluate(trade) {
-            let pos = next(&ps)
-            if !isWritten(a, pos, ps.written) { out.alerts.append((a, partition, pos)) }
+    /// Trades of one partition in offset order; records fetched before the partition was (re)taken
+    /// and offsets already processed are skipped.
+    private func process(_ run: ArraySlice<(trade: Trade, message: KafkaMessage)>, partition: Int32,
+                         in ps: inout PartitionState, into out: inout Outputs) {
+        var windows: [WindowMetrics] = []
+        for (trade, message) in run where message.generation >= ps.generation && message.offset >= ps.nextOffset {
+            ps.nextOffset = message.offset + 1
+            ps.changed = true
+            if trade.timestamp > ps.newest { ps.newest = trade.timestamp }
+            ps.position = Position(offset: message.offset, index: 0)
+            ps.aggregator.add(trade, into: &windows)
+            if !windows.isEmpty {
+                for w in windows { emit(w, partition: partition, in: &ps, into: &out) }
+                windows.removeAll(keepingCapacity: true)
+            }
+            for a in ps.alerts.evaluate(trade) {
+                let pos = next(&ps)
+                if !isWritten(a, pos, ps.written) { out.alerts.append((a, partition, pos)) }
+            }
         }
     }
 
