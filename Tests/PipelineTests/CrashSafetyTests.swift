@@ -124,8 +124,10 @@ func converge(reference: AggregatorGroup, _ group: AggregatorGroup, timeout: Dur
 /// Checks `got` against the uninterrupted reference (same messages, none repeated) and both
 /// against a plain recomputation from the raw topic.
 func expectSameAsUninterrupted(_ ref: GroupOutputs, _ got: GroupOutputs, stream: CrashTestStream, _ what: String) throws {
-    #expect(ref.windowCount > 300, "the reference emitted only \(ref.windowCount) windows")
-    #expect(ref.alertCount > 20, "the reference emitted only \(ref.alertCount) alerts")
+    print("\(what): the uninterrupted run wrote \(ref.windowCount) windows and \(ref.alertCount) alerts; this one \(got.windowCount) and \(got.alertCount)")
+    // With the Tardis session: about 3,800 windows; recordings/aapl.jsonl and sim-exchange alone: about 130.
+    #expect(ref.windowCount > (stream.usesRealData ? 1000 : 80), "the reference emitted only \(ref.windowCount) windows")
+    #expect(ref.alertCount > (stream.usesRealData ? 20 : 5), "the reference emitted only \(ref.alertCount) alerts")
     #expect(ref.repeatedWindows == 0 && ref.repeatedAlerts == 0)
     #expect(got.repeatedWindows == 0, "\(what): \(got.repeatedWindows) windows written more than once")
     #expect(got.repeatedAlerts == 0, "\(what): \(got.repeatedAlerts) alerts written more than once")
