@@ -64,7 +64,7 @@ let package = Package(
         ]),
         .executableTarget(
             name: "sim-exchange",
-            dependencies: ["SimExchange", "Replay", .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "Logging", package: "swift-log")],
+            dependencies: ["SimExchange", "Replay", "Pipeline", .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "Logging", package: "swift-log")],
             path: "Sources/Commands/sim-exchange", linkerSettings: rdkafkaLinker),
         .target(name: "Replay", dependencies: [
             "Feed", "CZlib", "Pipeline",

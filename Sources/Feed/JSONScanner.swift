@@ -44,6 +44,30 @@ struct JSONScanner {
     }
 
     /// Describes the value or token at the current position, e.g. "a string".
+    /// What stands where a JSON object was expected, for an error: the JSON value's kind, or
+    /// `not JSON: starts with '…'` with its first bytes (control characters escaped).
+    func foundInsteadOfObject() -> String {
+        guard pos < bytes.count else { return "end of input" }
+        for (literal, kind) in [("true", "a boolean"), ("false", "a boolean"), ("null", "null")] {
+            let n = literal.utf8.count
+            if bytes.count - pos >= n, bytes[pos..<(pos + n)].elementsEqual(literal.utf8),
+               pos + n == bytes.count || [0x20, 0x09, 0x0A, 0x0D].contains(bytes[pos + n]) { return kind }
+        }
+        switch bytes[pos] {
+        case UInt8(ascii: "\""), UInt8(ascii: "["), UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): return found()
+        default:
+            let head = bytes[pos..<min(bytes.count, pos + 24)]
+            var text = ""
+            for b in head {
+                switch b {
+                case 0x20...0x7E where b != UInt8(ascii: "'") && b != UInt8(ascii: "\\"): text.unicodeScalars.append(Unicode.Scalar(b))
+                default: text += "\\x" + (b < 16 ? "0" : "") + String(b, radix: 16, uppercase: true)
+                }
+            }
+            return "not JSON: starts with '\(text)'" + (bytes.count - pos > head.count ? "…" : "")
+        }
+    }
+
     func found() -> String {
         guard pos < bytes.count else { return "end of input" }
         let c = bytes[pos]

@@ -69,7 +69,7 @@ public enum TradeMessage {
 
     private static func decode(_ s: inout JSONScanner) throws -> Trade {
         if let c = s.peek(), c != UInt8(ascii: "{") {
-            throw TradeMessageError(reason: "expected a JSON object, got \(s.found())")
+            throw TradeMessageError(reason: "expected a JSON object, got \(s.foundInsteadOfObject())")
         }
         var symbol: String?
         var price: Double?

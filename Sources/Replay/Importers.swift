@@ -46,17 +46,39 @@ extension TradeImporter {
     }
 
     /// Imports into a new recording at `to` (`.gz` compresses). The header lists the symbols of the first frame
-    /// and starts at its recv_ns.
+    /// and starts at its recv_ns. Without rotation the recording is written to a hidden temporary file next to
+    /// `to` and renamed on success, so a failed import leaves no partial recording behind.
     @discardableResult
     public func convert(to output: String, rotation: RecordingWriter.Rotation = .none,
                         createdBy: String = "replaycore-import", overwrite: Bool = false) throws -> ImportStats {
         let first = try preview()
         let header = RecordingHeader(source: source, symbols: first?.symbols ?? [], startNs: first?.firstRecvNs ?? 0,
                                      createdBy: createdBy)
-        let writer = try RecordingWriter(path: output, header: header, rotation: rotation, overwrite: overwrite)
-        let stats = try run { ns, frame in try writer.append(recvNs: ns, frame: frame) }
-        try writer.close()
-        return stats
+        guard rotation == .none else {
+            let writer = try RecordingWriter(path: output, header: header, rotation: rotation, overwrite: overwrite)
+            let stats = try run { ns, frame in try writer.append(recvNs: ns, frame: frame) }
+            try writer.close()
+            return stats
+        }
+        if !overwrite, FileManager.default.fileExists(atPath: output) {
+            throw RecordingError(.io, path: output, "already exists; pass --overwrite to replace it")
+        }
+        let slash = output.lastIndex(of: "/")
+        let dir = slash.map { String(output[...$0]) } ?? ""
+        let name = slash.map { String(output[output.index(after: $0)...]) } ?? output
+        let temporary = dir + "." + name + ".partial-\(UInt32.random(in: 0...UInt32.max))" + (output.hasSuffix(".gz") ? ".gz" : "")
+        do {
+            let writer = try RecordingWriter(path: temporary, header: header, rotation: .none)
+            let stats = try run { ns, frame in try writer.append(recvNs: ns, frame: frame) }
+            try writer.close()
+            guard rename(temporary, output) == 0 else {
+                throw RecordingError(.io, path: output, "cannot rename \(temporary) to it: \(String(cString: strerror(errno)))")
+            }
+            return stats
+        } catch {
+            unlink(temporary)
+            throw error
+        }
     }
 }
 

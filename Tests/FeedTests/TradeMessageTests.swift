@@ -46,7 +46,11 @@ private func reason(_ text: String) -> String? {
 
     @Test(arguments: [
         ("", "not valid JSON: expected an object, found end of input at byte 0"),
-        ("hello", "expected a JSON object, got 'h'"),
+        ("hello", "expected a JSON object, got not JSON: starts with 'hello'"),
+        ("test message with a long text", "expected a JSON object, got not JSON: starts with 'test message with a long'…"),
+        ("fail\u{1B}[31m", "expected a JSON object, got not JSON: starts with 'fail\\x1B[31m'"),
+        ("true", "expected a JSON object, got a boolean"),
+        ("null ", "expected a JSON object, got null"),
         ("[1]", "expected a JSON object, got an array"),
         (#"{"symbol":"A","price":1,"volume":1}"#, #"missing field "timestamp""#),
         (#"{"price":1,"volume":1,"timestamp":1}"#, #"missing field "symbol""#),

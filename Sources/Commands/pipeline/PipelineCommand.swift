@@ -31,6 +31,11 @@ struct KafkaOptions: ParsableArguments {
 
     var settings: Settings { Settings.load() }
 
+    func validate() throws {
+        if let metricsPort, let reason = FlagCheck.port(metricsPort, flag: "--metrics-port") { throw ValidationError(reason) }
+        if let reason = FlagCheck.logLevel(logLevel) { throw ValidationError(reason) }
+    }
+
     func kafkaConfig() throws -> KafkaConfig {
         var config = KafkaConfig.from(settings: settings)
         if let bootstrapServers { config.bootstrapServers = bootstrapServers }
@@ -38,8 +43,15 @@ struct KafkaOptions: ParsableArguments {
         return config
     }
 
-    /// Installs logging and the Prometheus metrics backend; call before creating any service.
-    func bootstrapLogging() {
+    /// The /metrics port `service` listens on (0: none).
+    func metricsPort(for service: String) -> Int { metricsPort ?? ServiceDefaults.metricsPorts[service] ?? 0 }
+
+    /// Checks that `service`'s /metrics port is free, then installs logging and the Prometheus
+    /// metrics backend; call before connecting to anything or creating any service.
+    func bootstrapLogging(service: String) throws {
+        if let reason = FlagCheck.bindable(host: metricsHost, port: metricsPort(for: service), flag: "--metrics-port") {
+            throw ValidationError(reason + " (another \(service) running? pass --metrics-port 0 for none, or another port)")
+        }
         _ = MetricsEndpoint.registry
         let level = Logger.Level(rawValue: logLevel) ?? .info
         let format = logFormat
@@ -63,7 +75,7 @@ enum LogFormat: String, ExpressibleByArgument { case text, json }
 func runServices(_ name: String, options: KafkaOptions, stop: @escaping @Sendable () async -> Void, _ body: @escaping @Sendable () async throws -> Void) async throws {
     let logger = Logger(label: name)
     var services: [any Service] = [FunctionService(name: name, body: body, stop: stop)]
-    let port = options.metricsPort ?? ServiceDefaults.metricsPorts[name] ?? 0
+    let port = options.metricsPort(for: name)
     if port > 0 {
         _ = MetricsEndpoint.registry
         services.append(MetricsEndpoint.application(host: options.metricsHost, port: port))
@@ -145,8 +157,20 @@ struct Produce: AsyncParsableCommand {
     @Flag(help: "Mark each message with the headers source and ingest_time (Unix ms); off by default, since librdkafka allocates every header per message.")
     var headers = false
 
+    func validate() throws {
+        if let url {
+            guard let parsed = URLComponents(string: url), ["ws", "wss"].contains(parsed.scheme?.lowercased() ?? ""),
+                  let host = parsed.host, !host.isEmpty else {
+                throw ValidationError("--url must be a ws:// or wss:// URL with a host, e.g. ws://127.0.0.1:9001/?token=x; got '\(url)'")
+            }
+        }
+        if let symbols, symbols.split(separator: ",").allSatisfy({ $0.allSatisfy(\.isWhitespace) }) {
+            throw ValidationError("--symbols lists no symbol; give at least one, e.g. --symbols AAPL,MSFT")
+        }
+    }
+
     func run() async throws {
-        kafka.bootstrapLogging()
+        try kafka.bootstrapLogging(service: "producer")
         let settings = kafka.settings
         let target = url ?? settings["FINNHUB_URL"]
         let token = settings["FINNHUB_API_KEY"]
@@ -183,7 +207,7 @@ struct LoggerCommand: AsyncParsableCommand {
     @OptionGroup var consumer: ConsumerOptions
     @Flag(help: "Print the per-second summaries only.") var quiet = false
     func run() async throws {
-        kafka.bootstrapLogging()
+        try kafka.bootstrapLogging(service: "logger")
         let service = LoggerService(service: try makeConsumerService("logger", kafka: kafka, consumer: consumer), quiet: quiet)
         try await runServices("logger", options: kafka, stop: { service.service.consumer.finish() }) { try await service.run() }
     }
@@ -193,15 +217,26 @@ struct AggregatorOptions: ParsableArguments {
     @Option(help: "Window length in seconds.") var window: Int64 = 60
     @Option(help: "Window hop in seconds (the window length must be a multiple).") var hop: Int64 = 10
     @Option(help: "Allowed lateness in seconds: later trades are counted, not merged.") var lateness: Int64 = 5
-    @Option(help: "Alert rules, e.g. AAPL:above:200,AAPL:below:150,*:change:2.5") var alerts: String = ""
+    @Option(help: "Alert rules, e.g. AAPL:above:200,AAPL:below:150,*:change:2.5 (default: none).") var alerts: String?
     @Option(help: "Topic for window metrics.") var metricsTopic = Topics.aggregatedMetrics
     @Option(help: "Topic for alerts.") var alertsTopic = Topics.priceAlerts
     @Option(help: "Topic for the aggregator's checkpointed state (default: <group>-state).") var stateTopic: String?
 
+    func validate() throws {
+        guard hop > 0 else { throw ValidationError("--hop must be at least 1 second, got \(hop)") }
+        guard window > 0, window % hop == 0 else { throw ValidationError("--window must be a positive multiple of --hop (\(hop) s), got \(window)") }
+        guard lateness >= 0 else { throw ValidationError("--lateness must be 0 or more seconds, got \(lateness)") }
+        guard window <= 86_400 * 7, lateness <= 86_400 else { throw ValidationError("--window is at most 7 days and --lateness at most 1 day") }
+        if let alerts {
+            if alerts.allSatisfy(\.isWhitespace) { throw ValidationError("--alerts is empty; leave the flag out for no alerts") }
+            do { _ = try AlertRules.parse(alerts) } catch { throw ValidationError("--alerts: \(error)") }
+        }
+    }
+
     func options() throws -> AggregatorService.Options {
         var o = AggregatorService.Options()
         o.window = WindowConfig(windowMs: window * 1000, hopMs: hop * 1000, allowedLatenessMs: lateness * 1000)
-        o.alertRules = try AlertRules.parse(alerts)
+        o.alertRules = try AlertRules.parse(alerts ?? "")
         o.metricsTopic = metricsTopic
         o.alertsTopic = alertsTopic
         o.stateTopic = stateTopic
@@ -227,7 +262,7 @@ struct Aggregator: AsyncParsableCommand {
     @OptionGroup var consumer: ConsumerOptions
     @OptionGroup var aggregation: AggregatorOptions
     func run() async throws {
-        kafka.bootstrapLogging()
+        try kafka.bootstrapLogging(service: "aggregator")
         let service = try AggregatorService(service: try makeConsumerService("aggregator", kafka: kafka, consumer: consumer), options: try aggregation.options())
         try await runServices("aggregator", options: kafka, stop: { service.service.consumer.finish() }) { try await service.run() }
     }
@@ -235,10 +270,18 @@ struct Aggregator: AsyncParsableCommand {
 
 struct StorageOptions: ParsableArguments {
     @Option(help: "Folder for stored files (default: DATA_DIR, else ./data).") var dataDir: String?
-    @Option(help: "Records per batch file.") var batchSize = 1000
+    @Option(help: "Records per batch at most (a batch is split into one file per day and symbol).") var batchSize = 1000
     @Option(help: "Seconds before a partial batch is written.") var batchSeconds = 5
     @Flag(help: "gzip the files.") var gzip = false
-    @Option(help: "Delete files older than this many days.") var retentionDays = 7
+    @Option(help: "Delete files older than this many days (at least 1).") var retentionDays = 7
+
+    func validate() throws {
+        guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1 record, got \(batchSize)") }
+        guard batchSeconds >= 1 else { throw ValidationError("--batch-seconds must be at least 1, got \(batchSeconds)") }
+        guard retentionDays >= 1 else {
+            throw ValidationError("--retention-days must be at least 1 (files stored longer ago are deleted), got \(retentionDays)")
+        }
+    }
 
     func options(_ settings: Settings) -> StorageService.Options {
         var o = StorageService.Options(dataDir: dataDir ?? settings["DATA_DIR"] ?? "data")
@@ -256,7 +299,7 @@ struct Storage: AsyncParsableCommand {
     @OptionGroup var consumer: ConsumerOptions
     @OptionGroup var storage: StorageOptions
     func run() async throws {
-        kafka.bootstrapLogging()
+        try kafka.bootstrapLogging(service: "storage")
         let service = try StorageService(service: try makeConsumerService("storage", kafka: kafka, consumer: consumer), options: storage.options(kafka.settings))
         try await runServices("storage", options: kafka, stop: { service.service.consumer.finish() }) { try await service.run() }
     }
@@ -268,7 +311,7 @@ struct Consumers: AsyncParsableCommand {
     @OptionGroup var aggregation: AggregatorOptions
     @OptionGroup var storage: StorageOptions
     func run() async throws {
-        kafka.bootstrapLogging()
+        try kafka.bootstrapLogging(service: "consumers")
         let none = try ConsumerOptions.parse([])
         let logger = LoggerService(service: try makeConsumerService("logger", kafka: kafka, consumer: none), quiet: true)
         let aggregator = try AggregatorService(service: try makeConsumerService("aggregator", kafka: kafka, consumer: none), options: try aggregation.options())

@@ -66,7 +66,7 @@ struct Play: AsyncParsableCommand {
             """)
 
     @Argument(help: "Recording (.jsonl or .jsonl.gz).") var file: String
-    @Option(help: "10x, 1x, 0.5x, … or max (as fast as Kafka takes it).") var speed = "1x"
+    @Option(parsing: .unconditional, help: "10x, 1x, 0.5x, … or max (as fast as Kafka takes it).") var speed = "1x"
     @Option(help: "Start at this receive time (ISO-8601 or Unix ms).") var from: String?
     @Option(help: "Stop after this receive time (ISO-8601 or Unix ms).") var to: String?
     @Option(help: "Only these symbols (comma-separated).") var symbols: String?

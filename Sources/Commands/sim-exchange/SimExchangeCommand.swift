@@ -1,5 +1,6 @@
 import ArgumentParser
 import Logging
+import Pipeline
 import Replay
 import SimExchange
 
@@ -46,11 +47,16 @@ struct SimExchangeCommand: AsyncParsableCommand {
     @Option(help: "Orders over the WebSocket: ms of trade time before an order can fill.") var orderLatencyMs: Int64 = 0
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel = "info"
     @Option(help: "Serve the trades of this recording instead of the synthetic market (see docs/RECORDING_FORMAT.md).") var replay: String?
-    @Option(help: "With --replay: 10x, 1x, 0.5x … (recorded time per wall time).") var speed = "1x"
+    @Option(parsing: .unconditional, help: "With --replay: 10x, 1x, 0.5x … (recorded time per wall time).") var speed = "1x"
     @Flag(help: "With --replay: start over at the end.") var loop = false
 
     func validate() throws {
-        if rate != "max", Double(rate) == nil { throw ValidationError("--rate takes a number or 'max'") }
+        if let reason = FlagCheck.port(port, flag: "--port") { throw ValidationError(reason) }
+        if let reason = FlagCheck.logLevel(logLevel) { throw ValidationError(reason) }
+        if rate != "max" {
+            guard let r = Double(rate), r.isFinite, r > 0 else { throw ValidationError("--rate takes a number of trades per second > 0 or 'max', got '\(rate)'") }
+        }
+        guard pingInterval.isFinite, pingInterval > 0 else { throw ValidationError("--ping-interval must be > 0 seconds, got \(pingInterval)") }
         if (tlsCert == nil) != (tlsKey == nil) { throw ValidationError("--tls-cert and --tls-key go together") }
         if maxTradesPerFrame < 1 || frameIntervalMs < 1 { throw ValidationError("--max-trades-per-frame and --frame-interval-ms must be positive") }
         if replay != nil {
@@ -88,6 +94,9 @@ struct SimExchangeCommand: AsyncParsableCommand {
         if let replay {
             guard case .factor(let factor) = try Speed.parse(speed) else { throw ValidationError("--speed takes a factor like 10x") }
             config.tradeSource = try ReplaySource.factory(path: replay, speed: factor, loop: loop, logger: logger)
+        }
+        if let reason = FlagCheck.bindable(host: host, port: port, flag: "--port") {
+            throw ValidationError(reason + " (another sim-exchange running? --port 0 picks a free port)")
         }
         try await SimExchangeServer(config: config, logger: logger).runService()
     }

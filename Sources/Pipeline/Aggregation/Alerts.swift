@@ -32,6 +32,7 @@ public enum AlertRuleParseError: Error, Equatable, CustomStringConvertible {
     case unknownKind(rule: String, kind: String)
     case invalidLevel(rule: String, text: String)
     case nonPositiveChange(rule: String)
+    case nonPositiveLevel(rule: String)
 
     public var description: String {
         switch self {
@@ -41,6 +42,7 @@ public enum AlertRuleParseError: Error, Equatable, CustomStringConvertible {
         case .unknownKind(let r, let k): return "alert rule '\(r)': unknown kind '\(k)' (expected above, below or change)"
         case .invalidLevel(let r, let t): return "alert rule '\(r)': '\(t)' is not a finite number"
         case .nonPositiveChange(let r): return "alert rule '\(r)': change percent must be > 0"
+        case .nonPositiveLevel(let r): return "alert rule '\(r)': a price level must be > 0 (trade prices are)"
         }
     }
 }
@@ -49,7 +51,7 @@ public enum AlertRules {
     /// Parses comma-separated rules `SYMBOL:KIND:NUMBER` (KIND = above | below | change, case-insensitive).
     /// The symbol is everything before the last two `:`-separated fields, so `BINANCE:BTCUSDT:above:1` works.
     /// Whitespace around rules and fields is ignored; an all-blank string yields no rules; an empty rule
-    /// (e.g. `a,,b` or a trailing comma) is an error. Levels must be finite; change percent must be > 0.
+    /// (e.g. `a,,b` or a trailing comma) is an error. Levels must be finite; price levels and change percent must be > 0.
     public static func parse(_ text: String) throws -> [AlertRule] {
         if text.allSatisfy(\.isWhitespace) { return [] }
         return try text.split(separator: ",", omittingEmptySubsequences: false).enumerated().map { i, raw in
@@ -62,8 +64,9 @@ public enum AlertRules {
             guard !symbol.isEmpty else { throw AlertRuleParseError.emptySymbol(rule: rule) }
             guard let level = Double(levelText), level.isFinite else { throw AlertRuleParseError.invalidLevel(rule: rule, text: levelText) }
             switch kind {
-            case "above": return AlertRule(symbol: symbol, condition: .priceAbove(level))
-            case "below": return AlertRule(symbol: symbol, condition: .priceBelow(level))
+            case "above", "below":
+                guard level > 0 else { throw AlertRuleParseError.nonPositiveLevel(rule: rule) }
+                return AlertRule(symbol: symbol, condition: kind == "above" ? .priceAbove(level) : .priceBelow(level))
             case "change":
                 guard level > 0 else { throw AlertRuleParseError.nonPositiveChange(rule: rule) }
                 return AlertRule(symbol: symbol, condition: .changeBeyond(level))

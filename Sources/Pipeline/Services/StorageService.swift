@@ -3,7 +3,7 @@ import Foundation
 import Metrics
 import Synchronization
 
-/// Consumer 3 of the seed: batches trades into JSONL files (optionally gzip) under
+/// Consumer 3 of the seed: batches of at most `batchSize` trades into JSONL files (optionally gzip) under
 /// `dataDir/<topic>/<yyyy-mm-dd>/<symbol>/<topic>-p<P>-<first>-<last>.jsonl`, one line per
 /// record: `{"partition":P,"offset":O,"trade":<the record's JSON value>}`.
 ///
@@ -157,7 +157,9 @@ public final class StorageService: Sendable {
             return s.buffers.filter { s.owned.contains($0.key) }
         }
         let start = ContinuousClock.now
-        for (partition, items) in buffers.sorted(by: { $0.key < $1.key }) where !items.isEmpty {
+        for (partition, buffered) in buffers.sorted(by: { $0.key < $1.key }) where !buffered.isEmpty {
+          for chunk in stride(from: 0, to: buffered.count, by: max(1, options.batchSize)) {
+            let items = buffered[chunk..<min(chunk + max(1, options.batchSize), buffered.count)]
             let batch = BatchId(topic: topic, partition: Int(partition), firstOffset: items.first!.message.offset, lastOffset: items.last!.message.offset)
             var groups: [String: (eventMs: Int64, symbol: String, bytes: [UInt8])] = [:]
             for (trade, message) in items {
@@ -184,6 +186,7 @@ public final class StorageService: Sendable {
                 s.markers[partition] = batch.lastOffset
                 s.durable[partition] = batch.lastOffset
             }
+          }
         }
         batchLatency.recordInterval(since: start)
         let sweep = state.withLock { s -> Bool in
