@@ -32,11 +32,13 @@ public struct PaperOptions: Sendable {
 /// Paper trading: the backtest engine, strategy and simulated exchange over the live `raw-market-data` topic.
 public enum PaperTrading {
     /// Consumes trades until cancellation (Ctrl-C), `maxTrades` or `idleTimeout`, then returns the report.
+    /// Throws within 10 s when no broker answers.
     /// Messages that are not valid trades are skipped and counted. `onFill` sees every fill as it happens.
     public static func run<S: Strategy>(kafka: KafkaConfig, options: PaperOptions = PaperOptions(), strategy: S,
                                         config: BacktestConfig = BacktestConfig(),
                                         onFill: (@Sendable (Fill) -> Void)? = nil) async throws -> BacktestResult {
         var kafka = kafka
+        _ = try KafkaAdmin(config: kafka).topics(timeout: .seconds(10))
         if kafka.properties["auto.offset.reset"] == nil { kafka.properties["auto.offset.reset"] = options.fromBeginning ? "earliest" : "latest" }
         let consumer = try KafkaConsumer(config: kafka, groupID: options.groupID, topics: [options.topic] + (options.metricsTopic.map { [$0] } ?? []),
                                          commitPolicy: .manual)

@@ -18,3 +18,23 @@ public struct Trade: Sendable, Hashable {
         self.conditions = conditions
     }
 }
+
+extension String {
+    /// The text with control characters (C0, DEL, C1; so newlines and ANSI escapes) written as
+    /// `\n`, `\r`, `\t` or `\u{XX}`, for one-line logs and terminal output that input cannot forge.
+    public var escapingControlCharacters: String {
+        guard unicodeScalars.contains(where: { $0.value < 0x20 || (0x7F...0x9F).contains($0.value) }) else { return self }
+        var out = ""
+        for scalar in unicodeScalars {
+            switch scalar {
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case _ where scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value):
+                out += "\\u{" + String(scalar.value, radix: 16, uppercase: true) + "}"
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out
+    }
+}

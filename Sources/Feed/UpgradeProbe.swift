@@ -5,8 +5,8 @@ import NIOSSL
 
 /// Learns the HTTP status of a refused WebSocket upgrade (the WebSocket client only
 /// reports that the upgrade failed) by sending the same upgrade request once more.
-enum UpgradeProbe {
-    static func status(url: String, tls: TLSConfiguration?, sniHostname: String?, timeout: Duration) async throws -> Int? {
+public enum UpgradeProbe {
+    public static func status(url: String, tls: TLSConfiguration?, sniHostname: String?, timeout: Duration) async throws -> Int? {
         guard let c = URLComponents(string: url), let host = c.host else { return nil }
         let secure = c.scheme == "wss" || c.scheme == "https"
         let port = c.port ?? (secure ? 443 : 80)

@@ -101,6 +101,8 @@ public final class FrameRecorder: Sendable {
                         attempt = 0
                     } catch is CancellationError {
                         return
+                    } catch let failure as ReplayFailure {
+                        throw failure
                     } catch {
                         if Task.isCancelled { return }
                         if let e = state.withLock({ $0.error }) { throw e }
@@ -187,6 +189,14 @@ public final class FrameRecorder: Sendable {
                 try record(text, recvNs: now)
             }
         }
-        try await client.run()
+        do {
+            try await client.run()
+        } catch let error as WebSocketClientError where error == .webSocketUpgradeFailed {
+            let status = try? await UpgradeProbe.status(url: url, tls: nil, sniHostname: config.sniHostname, timeout: .seconds(10))
+            if status == 401 {
+                throw ReplayFailure("\(WebSocketFeed.redact(url)) rejected the API key (HTTP 401): check FINNHUB_API_KEY or --token")
+            }
+            throw error
+        }
     }
 }

@@ -68,7 +68,7 @@ final class Connection: Sendable {
                object["type"] as? String == "subscribe", object["symbol"] is String {
                 return await send(FinnhubCodec.encodeError("Invalid symbol"))
             }
-            logger.info("ignoring malformed client frame", metadata: ["frame": "\(text.prefix(200))"])
+            logger.info("ignoring malformed client frame", metadata: ["frame": "\(String(text.prefix(200)).escapingControlCharacters)"])
             return
         }
         switch message {

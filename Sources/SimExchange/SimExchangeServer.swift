@@ -90,9 +90,14 @@ public final class SimExchangeServer: Sendable {
         let wsConfig = WebSocketServerConfiguration(maxFrameSize: 1 << 16, autoPing: .disabled)
         var server = HTTPServerBuilder.http1WebSocketUpgrade(webSocketRouter: wsRouter, configuration: .init(http1: .init(additionalChannelHandlers: [RefusalStatus.Handler(owner: refusals)]), ws: wsConfig))
         if let cert = config.tlsCertificatePath, let key = config.tlsKeyPath {
-            let tls = TLSConfiguration.makeServerConfiguration(
-                certificateChain: try NIOSSLCertificate.fromPEMFile(cert).map { .certificate($0) },
-                privateKey: .privateKey(try NIOSSLPrivateKey(file: key, format: .pem)))
+            let chain: [NIOSSLCertificate], privateKey: NIOSSLPrivateKey
+            do { chain = try NIOSSLCertificate.fromPEMFile(cert) } catch {
+                throw TLSFileError(description: "--tls-cert \(cert): cannot load a PEM certificate chain (\(error))")
+            }
+            do { privateKey = try NIOSSLPrivateKey(file: key, format: .pem) } catch {
+                throw TLSFileError(description: "--tls-key \(key): cannot load a PEM private key (\(error))")
+            }
+            let tls = TLSConfiguration.makeServerConfiguration(certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(privateKey))
             server = try .tls(server, tlsConfiguration: tls)
         }
         let scheme = config.tlsCertificatePath == nil ? "ws" : "wss"
@@ -107,4 +112,9 @@ public final class SimExchangeServer: Sendable {
             },
             logger: logger)
     }
+}
+
+/// A TLS certificate or key file that cannot be used, named with its flag.
+public struct TLSFileError: Error, CustomStringConvertible {
+    public var description: String
 }

@@ -88,4 +88,11 @@ private func reason(_ text: String) -> String? {
         let r = reason(#"{"symbol":"A","price":1,"volume":1,"timestamp":1."# + long + "}")
         #expect(r == "timestamp must be a positive integer, got 1." + String(repeating: "9", count: 62) + "…")
     }
+
+    @Test func controlCharactersAreEscapedForLogsAndTerminals() {
+        #expect("AAPL".escapingControlCharacters == "AAPL")
+        #expect("A\nfake log line".escapingControlCharacters == "A\\nfake log line")
+        #expect("\u{1B}[31mRED\u{7F}\u{9B}".escapingControlCharacters == "\\u{1B}[31mRED\\u{7F}\\u{9B}")
+        #expect("BINANCE:BTCUSDT é".escapingControlCharacters == "BINANCE:BTCUSDT é")
+    }
 }

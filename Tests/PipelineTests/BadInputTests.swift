@@ -57,6 +57,44 @@ struct BadInputTests {
         #expect(output.contains(message), "\(arguments) printed: \(output)")
     }
 
+    @Test(arguments: [
+        (["--tls-cert", "/nonexistent/cert.pem", "--tls-key", "/nonexistent/key.pem"], "--tls-cert /nonexistent/cert.pem: no such readable file"),
+        (["--tls-cert", "README.md", "--tls-key", "README.md", "--port", "0"], "--tls-cert README.md: cannot load a PEM certificate chain"),
+    ])
+    func simExchangeNamesABadTLSFile(arguments: [String], message: String) async throws {
+        let (status, output) = try await runToEnd("sim-exchange", arguments.map { $0 == "README.md" ? packageRoot() + "/README.md" : $0 })
+        #expect(status != nil && status != 0)
+        #expect(output.replacingOccurrences(of: packageRoot() + "/", with: "").contains(message), "printed: \(output)")
+        #expect(output.split(separator: "\n").count <= 3, "not one line: \(output)")
+    }
+
+    @Test func aDataFolderThatCannotBeCreatedIsNamedWithItsFlag() async throws {
+        let (status, output) = try await runToEnd("pipeline", ["storage", "--data-dir", "/proc/marketstream-data", "--metrics-port", "0"] + Self.unreachable)
+        #expect(status != nil && status != 0)
+        #expect(output.contains("--data-dir /proc/marketstream-data: mkdir '/proc/marketstream-data' failed"), "printed: \(output)")
+        #expect(!output.contains("NSCocoaErrorDomain") && !output.contains("connect to Kafka"), "printed: \(output)")
+    }
+
+    @Test func paperTradingFailsWithinTheConnectTimeoutWhenNoBrokerAnswers() async throws {
+        let started = ContinuousClock.now
+        let (status, output) = try await runToEnd("backtest", ["paper", "--strategy", "buy-and-hold"] + Self.unreachable, timeout: .seconds(30))
+        #expect(status != nil && status != 0, "still running after 30 s")
+        #expect(ContinuousClock.now - started < .seconds(20))
+        #expect(output.contains("connect to Kafka at 127.0.0.1:1"), "printed: \(output)")
+    }
+
+    @Test func recordingWithARejectedKeySaysSoAndFails() async throws {
+        let port = try LocalBroker.freePort()
+        let server = try ChildProcess("sim-exchange", ["--port", "\(port)", "--token", "secret"], log: NSTemporaryDirectory() + "/" + TestBroker.unique("sim") + ".log")
+        defer { server.terminate() }
+        #expect(try await eventually(timeout: .seconds(10)) { LocalBroker.isListening(port: port) })
+        let out = NSTemporaryDirectory() + "/" + TestBroker.unique("rec") + ".jsonl"
+        let (status, output) = try await runToEnd("replay", ["record", "--url", "ws://127.0.0.1:\(port)/?token=wrong", "--out", out, "--duration", "5"])
+        #expect(status != nil && status != 0, "printed: \(output)")
+        #expect(output.contains("rejected the API key (HTTP 401)"), "printed: \(output)")
+        #expect(!output.contains("wrong"), "the token was printed: \(output)")
+    }
+
     @Test func aPortInUseIsNamedWithItsFlag() async throws {
         let port = try LocalBroker.freePort()
         let first = try ChildProcess("sim-exchange", ["--port", "\(port)"], log: NSTemporaryDirectory() + "/" + TestBroker.unique("sim") + ".log")

@@ -300,7 +300,11 @@ struct Storage: AsyncParsableCommand {
     @OptionGroup var storage: StorageOptions
     func run() async throws {
         try kafka.bootstrapLogging(service: "storage")
-        let service = try StorageService(service: try makeConsumerService("storage", kafka: kafka, consumer: consumer), options: storage.options(kafka.settings))
+        let options = storage.options(kafka.settings)
+        do { try StorageService.prepareFolder(options, topic: consumer.topic) } catch {
+            throw ValidationError("--data-dir \(options.dataDir): \(error)")
+        }
+        let service = try StorageService(service: try makeConsumerService("storage", kafka: kafka, consumer: consumer), options: options)
         try await runServices("storage", options: kafka, stop: { service.service.consumer.finish() }) { try await service.run() }
     }
 }

@@ -1,3 +1,4 @@
+import Foundation
 import ArgumentParser
 import Logging
 import Pipeline
@@ -58,6 +59,9 @@ struct SimExchangeCommand: AsyncParsableCommand {
         }
         guard pingInterval.isFinite, pingInterval > 0 else { throw ValidationError("--ping-interval must be > 0 seconds, got \(pingInterval)") }
         if (tlsCert == nil) != (tlsKey == nil) { throw ValidationError("--tls-cert and --tls-key go together") }
+        for (flag, path) in [("--tls-cert", tlsCert), ("--tls-key", tlsKey)] {
+            if let path, !FileManager.default.isReadableFile(atPath: path) { throw ValidationError("\(flag) \(path): no such readable file") }
+        }
         if maxTradesPerFrame < 1 || frameIntervalMs < 1 { throw ValidationError("--max-trades-per-frame and --frame-interval-ms must be positive") }
         if replay != nil {
             guard case .factor = try? Speed.parse(speed) else { throw ValidationError("--speed takes a factor like 10x, 1x or 0.5x") }

@@ -37,13 +37,13 @@ public final class LoggerService: Sendable {
             defer { w = (0, [], .now) }
             return String(format: "[summary] %d trades in %.1f s (%.0f/s), %d symbols%@, dead letters so far: %d",
                           w.count, seconds, Double(w.count) / seconds, w.symbols.count,
-                          w.symbols.isEmpty ? "" : " (\(w.symbols.sorted().prefix(8).joined(separator: ", ")))", service.deadLetters.count)
+                          w.symbols.isEmpty ? "" : " (\(w.symbols.sorted().prefix(8).map(\.escapingControlCharacters).joined(separator: ", ")))", service.deadLetters.count)
         }
         if let line { output(line) }
     }
 
     static func line(_ t: Trade, _ m: KafkaMessage) -> String {
         let time = Date(timeIntervalSince1970: Double(t.timestamp) / 1000).formatted(.iso8601.time(includingFractionalSeconds: true))
-        return "\(time) \(t.symbol) \(JSONOutput.number(t.price)) x \(JSONOutput.number(t.volume)) [\(m.topic)/\(m.partition)@\(m.offset)]"
+        return "\(time) \(t.symbol.escapingControlCharacters) \(JSONOutput.number(t.price)) x \(JSONOutput.number(t.volume)) [\(m.topic)/\(m.partition)@\(m.offset)]"
     }
 }

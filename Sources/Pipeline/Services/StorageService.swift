@@ -57,8 +57,14 @@ public final class StorageService: Sendable {
         filesWritten = Counter(label: "pipeline_storage_files_total")
         recordsStored = Counter(label: "pipeline_storage_records_total")
         batchLatency = Metrics.Timer(label: "pipeline_storage_batch_seconds")
-        try FileManager.default.createDirectory(atPath: markerDir, withIntermediateDirectories: true)
+        try Self.prepareFolder(options, topic: topic)
         _ = try? Retention.deleteFiles(olderThanDays: options.retentionDays, under: options.dataDir)
+    }
+
+    /// Creates the data folder (and its marker folder for `topic`) where missing.
+    /// - Throws: ``StorageError`` naming the path that cannot be created.
+    public static func prepareFolder(_ options: Options, topic: String) throws {
+        try AtomicFileWriter.makeDirectories(StoragePaths.standardize(options.dataDir + "/" + SafeFileName.component(for: topic) + "/_offsets"))
     }
 
     private var markerDir: String { options.dataDir + "/" + SafeFileName.component(for: topic) + "/_offsets" }
@@ -158,35 +164,35 @@ public final class StorageService: Sendable {
         }
         let start = ContinuousClock.now
         for (partition, buffered) in buffers.sorted(by: { $0.key < $1.key }) where !buffered.isEmpty {
-          for chunk in stride(from: 0, to: buffered.count, by: max(1, options.batchSize)) {
-            let items = buffered[chunk..<min(chunk + max(1, options.batchSize), buffered.count)]
-            let batch = BatchId(topic: topic, partition: Int(partition), firstOffset: items.first!.message.offset, lastOffset: items.last!.message.offset)
-            var groups: [String: (eventMs: Int64, symbol: String, bytes: [UInt8])] = [:]
-            for (trade, message) in items {
-                let key = StoragePaths.dateUTC(eventMs: trade.timestamp) + "\u{0}" + trade.symbol
-                var entry = groups[key] ?? (trade.timestamp, trade.symbol, [])
-                entry.bytes.append(contentsOf: #"{"partition":"#.utf8)
-                entry.bytes.append(contentsOf: String(message.partition).utf8)
-                entry.bytes.append(contentsOf: #","offset":"#.utf8)
-                entry.bytes.append(contentsOf: String(message.offset).utf8)
-                entry.bytes.append(contentsOf: #","trade":"#.utf8)
-                entry.bytes.append(contentsOf: message.value)
-                entry.bytes.append(contentsOf: "}\n".utf8)
-                groups[key] = entry
+            for chunk in stride(from: 0, to: buffered.count, by: max(1, options.batchSize)) {
+                let items = buffered[chunk..<min(chunk + max(1, options.batchSize), buffered.count)]
+                let batch = BatchId(topic: topic, partition: Int(partition), firstOffset: items.first!.message.offset, lastOffset: items.last!.message.offset)
+                var groups: [String: (eventMs: Int64, symbol: String, bytes: [UInt8])] = [:]
+                for (trade, message) in items {
+                    let key = StoragePaths.dateUTC(eventMs: trade.timestamp) + "\u{0}" + trade.symbol
+                    var entry = groups[key] ?? (trade.timestamp, trade.symbol, [])
+                    entry.bytes.append(contentsOf: #"{"partition":"#.utf8)
+                    entry.bytes.append(contentsOf: String(message.partition).utf8)
+                    entry.bytes.append(contentsOf: #","offset":"#.utf8)
+                    entry.bytes.append(contentsOf: String(message.offset).utf8)
+                    entry.bytes.append(contentsOf: #","trade":"#.utf8)
+                    entry.bytes.append(contentsOf: message.value)
+                    entry.bytes.append(contentsOf: "}\n".utf8)
+                    groups[key] = entry
+                }
+                for (_, group) in groups.sorted(by: { $0.key < $1.key }) {
+                    let path = try StoragePaths.path(root: options.dataDir, topic: topic, eventMs: group.eventMs, symbol: group.symbol, batch: batch, gzip: options.gzip)
+                    try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+                    try AtomicFileWriter.write(group.bytes, to: path, gzip: options.gzip)
+                    filesWritten.increment()
+                }
+                try AtomicFileWriter.write(Array("\(batch.lastOffset)\n".utf8), to: markerDir + "/p\(partition)")
+                recordsStored.increment(by: items.count)
+                state.withLock { s in
+                    s.markers[partition] = batch.lastOffset
+                    s.durable[partition] = batch.lastOffset
+                }
             }
-            for (_, group) in groups.sorted(by: { $0.key < $1.key }) {
-                let path = try StoragePaths.path(root: options.dataDir, topic: topic, eventMs: group.eventMs, symbol: group.symbol, batch: batch, gzip: options.gzip)
-                try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-                try AtomicFileWriter.write(group.bytes, to: path, gzip: options.gzip)
-                filesWritten.increment()
-            }
-            try AtomicFileWriter.write(Array("\(batch.lastOffset)\n".utf8), to: markerDir + "/p\(partition)")
-            recordsStored.increment(by: items.count)
-            state.withLock { s in
-                s.markers[partition] = batch.lastOffset
-                s.durable[partition] = batch.lastOffset
-            }
-          }
         }
         batchLatency.recordInterval(since: start)
         let sweep = state.withLock { s -> Bool in
