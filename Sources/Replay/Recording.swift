@@ -289,6 +289,9 @@ public final class RecordingReader {
     public private(set) var framesRead = 0
     private let lines: LineReader
     private var lastNs: Int64 = .min
+    /// The clock before the frame just returned, and that frame's line: a frame the caller reports
+    /// bad does not move the clock.
+    private var previousNs: Int64 = .min, lastLine = 0
     private var done = false
 
     /// Opens the file and reads the header. `validateFrames` checks that each frame is valid JSON.
@@ -355,6 +358,7 @@ public final class RecordingReader {
                     try skip(RecordingError(.nonMonotonic, path: path, line: lineNo,
                                             "recv_ns \(ns) is earlier than the previous frame's \(lastNs)")); continue
                 }
+                previousNs = lastNs; lastLine = lineNo
                 lastNs = ns; framesRead += 1
                 return RawFrame(line: lineNo, recvNs: ns, bytes: bytes)
             }
@@ -378,9 +382,11 @@ public final class RecordingReader {
     }
 
     /// Counts a problem found by the caller in the frame just returned (e.g. it does not decode): throws it,
-    /// or with `skipBad` counts the line as skipped.
+    /// or with `skipBad` counts the line as skipped; a skipped frame's recv_ns does not count as the clock,
+    /// so one bad far-future line does not make the valid lines after it "earlier".
     public func reportBadFrame(line: Int, _ message: String) throws(RecordingError) {
         try skip(RecordingError(.invalidFrame, path: path, line: line, message))
+        if line == lastLine { lastNs = previousNs }
     }
 
     /// How far through the input file reading is (0…1), by bytes of the file (compressed bytes for gzip).

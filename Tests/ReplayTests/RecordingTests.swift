@@ -153,6 +153,18 @@ let sampleFrames = [
         #expect(r.problems.map(\.line) == [3, 5, 6, 8])
     }
 
+    /// A line whose frame does not decode is skipped without moving the clock: the valid lines after
+    /// a far-future bad one are replayed, not skipped as "earlier".
+    @Test func aSkippedFarFutureFrameDoesNotMoveTheClock() throws {
+        let trade = { (ns: Int, t: Int) in #"{"recv_ns":\#(ns),"frame":{"type":"trade","data":[{"s":"AAPL","p":1.5,"t":\#(t),"v":1}]}}"# }
+        let path = tempDir() + "/future.jsonl"
+        writeText(path, [headerLine, trade(1, 10), #"{"recv_ns":9999999999999999,"frame":{"type":"trade","data":"broken"}}"#,
+                         trade(2, 20), trade(3, 30)].joined(separator: "\n") + "\n")
+        let tape = try RecordedTradeSource.Tape(path: path, skipBad: true)
+        #expect(tape.frames.map { $0.map(\.timestamp) } == [[10], [20], [30]])
+        #expect(tape.skippedLines == 1)
+    }
+
     func bigGzip() throws -> (String, Int) {
         let path = tempDir() + "/t.jsonl.gz"
         let w = try RecordingWriter(path: path, header: testHeader)
