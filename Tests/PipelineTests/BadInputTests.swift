@@ -95,6 +95,20 @@ struct BadInputTests {
         #expect(!output.contains("wrong"), "the token was printed: \(output)")
     }
 
+    /// Ctrl-C while a command still waits for an unreachable broker ends it at once.
+    @Test(arguments: [["ensure-topics"], ["logger", "--metrics-port", "0"], ["aggregator", "--metrics-port", "0"]])
+    func aSignalWhileConnectingEndsTheCommandAtOnce(arguments: [String]) async throws {
+        let log = NSTemporaryDirectory() + "/" + TestBroker.unique("sigint") + ".log"
+        let process = try ChildProcess("pipeline", arguments + Self.unreachable, log: log)
+        try await Task.sleep(for: .seconds(1.5))
+        #expect(process.isRunning, "\(arguments) ended before the signal")
+        let sent = ContinuousClock.now
+        process.interrupt()
+        let status = await process.waitForExit(timeout: .seconds(5))
+        #expect(status == 130, "\(arguments): exit status \(String(describing: status)) within \(ContinuousClock.now - sent) of SIGINT")
+        #expect(ContinuousClock.now - sent < .seconds(3))
+    }
+
     @Test func aPortInUseIsNamedWithItsFlag() async throws {
         let port = try LocalBroker.freePort()
         let first = try ChildProcess("sim-exchange", ["--port", "\(port)"], log: NSTemporaryDirectory() + "/" + TestBroker.unique("sim") + ".log")

@@ -46,6 +46,9 @@ public final class ChildProcess: @unchecked Sendable {
     /// SIGKILL: the process gets no chance to clean up.
     public func kill9() { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
 
+    /// SIGINT (Ctrl-C).
+    public func interrupt() { if process.isRunning { kill(process.processIdentifier, SIGINT) } }
+
     /// SIGTERM (graceful shutdown).
     public func terminate() { if process.isRunning { kill(process.processIdentifier, SIGTERM) } }
 
