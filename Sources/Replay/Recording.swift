@@ -293,6 +293,8 @@ public final class RecordingReader {
     /// bad does not move the clock.
     private var previousNs: Int64 = .min, lastLine = 0
     private var done = false
+    /// Lines before this one are passed over unread (not parsed, not counted as bad).
+    public var startLine = 0
 
     /// Opens the file and reads the header. `validateFrames` checks that each frame is valid JSON.
     public init(path: String, skipBad: Bool = false, validateFrames: Bool = true) throws(RecordingError) {
@@ -340,6 +342,7 @@ public final class RecordingReader {
             }
             guard let raw else { done = true; return nil }
             let lineNo = lines.lineNumber
+            if lineNo < startLine { continue }
             var n = raw.count
             let p = raw.baseAddress ?? UnsafePointer(bitPattern: 1)!
             if n > 0, p[n - 1] == 0x0D { n -= 1 }

@@ -7,13 +7,15 @@ public enum ReplayKafka {
     /// publisher to `topic`. Its messages carry the key, value and timestamp live ingest gives the same trade;
     /// with `headers`, also `source` (`replay:<fileName>`) and `ingest_time`, at about twice the producer's
     /// CPU per message (librdkafka allocates each header per message).
+    /// `onDeliveryFailure` sees each message Kafka did not take, as it happens (on librdkafka's thread).
     public static func connect(config: KafkaConfig, fileName: String, topic: String = Topics.rawMarketData,
-                               ensureTopics: Bool = true, headers: Bool = false, timeout: Duration = .seconds(5)) throws(ReplayFailure) -> TradePublisher {
+                               ensureTopics: Bool = true, headers: Bool = false, timeout: Duration = .seconds(5),
+                               onDeliveryFailure: (@Sendable (KafkaError) -> Void)? = nil) throws(ReplayFailure) -> TradePublisher {
         do {
             let admin = try KafkaAdmin(config: config)
             _ = try admin.topics(timeout: timeout)
             if ensureTopics { try admin.ensureTopics(timeout: timeout + .seconds(10)) }
-            let producer = try KafkaProducer(config: config)
+            let producer = try KafkaProducer(config: config, onDeliveryFailure: onDeliveryFailure)
             return TradePublisher(producer: producer, topic: topic, source: "replay:" + fileName, headers: headers)
         } catch {
             throw ReplayFailure(oneLine(error))

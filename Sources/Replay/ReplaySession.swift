@@ -10,7 +10,9 @@ import Darwin
 /// A failure the `replay` command reports as one line (`replay: <message>`) before exiting non-zero.
 public struct ReplayFailure: Error, Sendable, Equatable, CustomStringConvertible {
     public var message: String
-    public init(_ message: String) { self.message = message }
+    /// The recording line the failure is about, when it is about one.
+    public var line: Int?
+    public init(_ message: String, line: Int? = nil) { self.message = message; self.line = line }
     public var description: String { message }
 }
 
@@ -19,6 +21,9 @@ public struct ReplayOptions: Sendable {
     public var speed: Speed = .factor(1)
     /// Only frames with recv_ns ≥ `fromNs` (ns since the epoch).
     public var fromNs: Int64?
+    /// Only lines from this one on (1-based line numbers of the recording file; line 1 is the header):
+    /// how a replay that stopped continues without publishing again what it already published.
+    public var fromLine: Int?
     /// Only frames with recv_ns ≤ `toNs`.
     public var toNs: Int64?
     /// Only trades of these symbols; nil means all.
@@ -47,6 +52,8 @@ public struct ReplayProgress: Sendable {
     /// Seconds until the end of the current pass; nil when unknown.
     public var etaSeconds: Double?
     public var pass: Int
+    /// The recording line of the last frame released.
+    public var line = 0
     public var tradesPerSecond: Double { elapsedNs > 0 ? Double(trades) * 1e9 / Double(elapsedNs) : 0 }
 }
 
@@ -57,6 +64,8 @@ public struct ReplaySummary: Sendable, CustomStringConvertible {
     /// Trades handed to `publish` and the frames that carried them.
     public var trades = 0
     public var frames = 0
+    /// The recording line of the last frame handed to `publish` (0: none).
+    public var lastLine = 0
     /// Every frame read in the window (pings, errors and trade frames filtered to nothing included).
     public var framesRead = 0
     /// Lines skipped because of `skipBad` (bad lines and frames that do not decode).
@@ -113,18 +122,22 @@ public struct ReplaySession: Sendable {
 
     static func failure(_ e: RecordingError, path: String) -> ReplayFailure {
         if e.kind == .io, !FileManager.default.fileExists(atPath: path) { return ReplayFailure("\(path): no such file") }
-        return ReplayFailure(e.kind == .io ? "\(path): \(e.message)" : e.description)
+        return ReplayFailure(e.kind == .io ? "\(path): \(e.message)" : e.description, line: e.line)
     }
 
     /// Runs the replay with `MonotonicClock`. Cancellation stops it at the next frame (or during a wait) and
     /// returns the summary with `interrupted` set. Bad input throws ``ReplayFailure`` naming file and line;
-    /// an error thrown by `publish` is rethrown.
+    /// an error thrown by `publish` is rethrown. `beforeRelease` runs before each frame's trades are
+    /// published, once it is due, with the line and trade count published so far (what a caller checks
+    /// against its acknowledgements to know the last line that is safely delivered).
     public func run(onProgress: (@Sendable (ReplayProgress) -> Void)? = nil,
+                    beforeRelease: ((_ lastLine: Int, _ trades: Int) -> Void)? = nil,
                     publish: ([Trade]) throws -> Void) async throws -> ReplaySummary {
-        try await run(clock: MonotonicClock(), onProgress: onProgress, publish: publish)
+        try await run(clock: MonotonicClock(), onProgress: onProgress, beforeRelease: beforeRelease, publish: publish)
     }
 
     public func run<C: PacerClock>(clock: C, onProgress: (@Sendable (ReplayProgress) -> Void)? = nil,
+                                   beforeRelease: ((_ lastLine: Int, _ trades: Int) -> Void)? = nil,
                                    publish: ([Trade]) throws -> Void) async throws -> ReplaySummary {
         var summary = ReplaySummary(file: fileName, speed: options.speed)
         var pacer = Pacer(speed: options.speed, clock: clock)
@@ -152,7 +165,7 @@ public struct ReplaySession: Sendable {
             let elapsed = now - start
             if eta == nil, let f = fraction, f > 0 { eta = Double(elapsed) / 1e9 * (1 - f) / f }
             onProgress(ReplayProgress(fraction: fraction, trades: summary.trades, frames: summary.frames, elapsedNs: elapsed,
-                                      lagNs: pacer.lag, etaSeconds: eta, pass: pass))
+                                      lagNs: pacer.lag, etaSeconds: eta, pass: pass, line: summary.lastLine))
         }
 
         passes: while true {
@@ -161,12 +174,14 @@ public struct ReplaySession: Sendable {
             do { reader = try RecordingReader(path: path, skipBad: options.skipBad, validateFrames: false) } catch {
                 throw Self.failure(error, path: path)
             }
+            reader.startLine = options.fromLine ?? 0
             var passFirst: Int64?, passLast: Int64 = 0, passFrames = 0
             do {
                 while true {
                     let raw: RecordingReader.RawFrame?
                     do { raw = try reader.nextRaw(checkUTF8: false) } catch { throw Self.failure(error, path: path) }
                     guard let raw else { break }
+                    if let fromLine = options.fromLine, raw.line < fromLine { continue }
                     if let from = options.fromNs, raw.recvNs < from { continue }
                     if let to = options.toNs, raw.recvNs > to { break }
                     let decoded: FinnhubFrame
@@ -194,9 +209,11 @@ public struct ReplaySession: Sendable {
                         if !trades.allSatisfy({ wanted.contains($0.symbol) }) { trades.removeAll { !wanted.contains($0.symbol) } }
                         if trades.isEmpty { continue }
                     }
+                    beforeRelease?(summary.lastLine, summary.trades)
                     try publish(trades)
                     summary.trades += trades.count
                     summary.frames += 1
+                    summary.lastLine = raw.line
                     if onProgress != nil, !maxSpeed || tick & 31 == 0 { progress(raw.recvNs, passFirst!, reader) }
                 }
             } catch is CancellationError {

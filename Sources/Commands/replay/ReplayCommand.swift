@@ -1,4 +1,5 @@
 import ArgumentParser
+import Synchronization
 import Dispatch
 import Feed
 import Foundation
@@ -70,6 +71,8 @@ struct Play: AsyncParsableCommand {
     @Option(help: "Start at this receive time (ISO-8601 or Unix ms).") var from: String?
     @Option(help: "Stop after this receive time (ISO-8601 or Unix ms).") var to: String?
     @Option(help: "Only these symbols (comma-separated).") var symbols: String?
+    @Option(help: "Start at this line of the recording (line 1 is the header): continue a replay that stopped, as its message says, without publishing again what it published.")
+    var fromLine: Int?
     @Flag(help: "Start over at the end, on one continuous schedule, until Ctrl-C.") var loop = false
     @Flag(help: "Decode and pace, but print the trades as JSON lines to stdout instead of producing.") var dryRun = false
     @Flag(help: "Skip (and count) bad lines instead of failing.") var skipBad = false
@@ -89,17 +92,29 @@ struct Play: AsyncParsableCommand {
         do { _ = try session.check() } catch { throw fail(error.description) }
 
         var publisher: TradePublisher?
+        let watch = DeliveryWatch()
         if !dryRun {
             var config = KafkaConfig.from(settings: Settings.load())
             if let bootstrapServers { config.bootstrapServers = bootstrapServers }
             for p in properties { do { try config.set(p) } catch { throw fail("-X \(p): \(error.message)") } }
-            do { publisher = try ReplayKafka.connect(config: config, fileName: session.fileName, topic: topic, ensureTopics: ensureTopics, headers: headers) } catch {
+            let quiet = quiet
+            let onFailure: @Sendable (KafkaError) -> Void = { error in
+                let first = watch.failures.withLock { f -> Bool in f.count += 1; if f.first == nil { f.first = error.description; return true }; return false }
+                if first && !quiet { writeStderr("\nreplay: Kafka did not take a trade: \(error); counting failures\n") }
+            }
+            do { publisher = try ReplayKafka.connect(config: config, fileName: session.fileName, topic: topic, ensureTopics: ensureTopics, headers: headers,
+                                                     onDeliveryFailure: onFailure) } catch {
                 throw fail(error.description)
             }
         }
         let tty = isatty(2) == 1
-        let reporter: (@Sendable (ReplayProgress) -> Void)?
-        if quiet { reporter = nil } else { reporter = { @Sendable p in Play.report(p, tty: tty) } }
+        let producer = publisher?.producer
+        let quiet = quiet
+        let reporter: (@Sendable (ReplayProgress) -> Void)? = quiet ? nil : { @Sendable p in Play.report(p, tty: tty, kafka: producer?.statistics) }
+        let release: (@Sendable (Int, Int) -> Void)? = producer == nil ? nil : { @Sendable line, trades in
+            guard let stats = producer?.statistics, stats.failed == 0, stats.delivered == trades else { return }
+            watch.safeLine.withLock { $0 = line }
+        }
         let dry = dryRun
         let maxSpeed = opts.speed == .max
         let pub = publisher.map { ReplayKafka.pipeline($0, speed: opts.speed) }
@@ -108,7 +123,7 @@ struct Play: AsyncParsableCommand {
             result = .success(try await runCancellableOnSignal {
                 let out = dry ? TradeLineWriter() : nil
                 defer { out?.flush() }
-                return try await session.run(onProgress: reporter) { trades in
+                return try await session.run(onProgress: reporter, beforeRelease: release) { trades in
                     if let out {
                         out.write(trades)
                         if !maxSpeed { out.flush() }
@@ -122,14 +137,47 @@ struct Play: AsyncParsableCommand {
             do { try pub.flush(timeout: .seconds(30)) } catch { flushError = error.description }
             pub.close()
         }
+        let stats = producer?.statistics
         switch result {
         case .success(let summary):
             if !quiet || summary.interrupted { writeStderr(summary.description + "\n") }
             for p in summary.problems.prefix(5) { writeStderr("  skipped \(p)\n") }
-            if let flushError { throw fail(flushError) }
+            if let stats, stats.failed == 0, stats.delivered == summary.trades { watch.safeLine.withLock { $0 = summary.lastLine } }
+            if let stats, stats.failed > 0 || flushError != nil {
+                throw fail(Play.lossReport(stats, handed: summary.trades, safeLine: watch.safeLine.withLock { $0 }, lastLine: summary.lastLine,
+                                           error: flushError ?? watch.failures.withLock { $0.first } ?? "delivery failed"))
+            }
         case .failure(let error):
-            throw fail((error as? ReplayFailure)?.description ?? (error as? KafkaError)?.description ?? "\(error)")
+            let text = (error as? ReplayFailure)?.description ?? (error as? KafkaError)?.description ?? "\(error)"
+            if let line = (error as? ReplayFailure)?.line, let stats, flushError == nil, stats.failed == 0, stats.inFlight == 0 {
+                throw fail(text + "\n  every trade before line \(line) is in Kafka (\(formatCount(stats.delivered)) trades): fix line \(line) and continue with "
+                           + "--from-line \(line), or skip it with --from-line \(line + 1); either publishes nothing twice")
+            }
+            if let stats, stats.enqueued > 0 {
+                throw fail(text + "\n" + Play.lossReport(stats, handed: stats.enqueued, safeLine: watch.safeLine.withLock { $0 }, lastLine: nil, error: flushError))
+            }
+            throw fail(text)
         }
+    }
+
+    /// Delivery failures as they happen, and the last line up to which every trade handed over was acknowledged.
+    final class DeliveryWatch: Sendable {
+        let failures = Mutex<(count: Int, first: String?)>((0, nil))
+        let safeLine = Mutex(0)
+    }
+
+    /// What reached Kafka when some trades did not: the counts, and the line to continue from.
+    static func lossReport(_ stats: ProducerStatistics, handed: Int, safeLine: Int, lastLine: Int?, error: String?) -> String {
+        var s = "Kafka acknowledged \(formatCount(stats.delivered)) of \(formatCount(handed)) trades; \(formatCount(stats.failed)) failed"
+        if stats.inFlight > 0 { s += ", \(formatCount(stats.inFlight)) unacknowledged" }
+        if let error { s += " (\(error))" }
+        if safeLine > 0 {
+            s += ". Every trade up to recording line \(safeLine) is in Kafka: continue with --from-line \(safeLine + 1)"
+            if let lastLine, lastLine > safeLine { s += " (lines \(safeLine + 1)–\(lastLine) may be partly in Kafka already)" }
+        } else {
+            s += ". No line is known to be completely in Kafka: replay the whole file again"
+        }
+        return s
     }
 
     func makeOptions() throws(ReplayFailure) -> ReplayOptions {
@@ -138,6 +186,10 @@ struct Play: AsyncParsableCommand {
         if let from { o.fromNs = try ReplayTime.parse(from) }
         if let to { o.toNs = try ReplayTime.parse(to) }
         if let a = o.fromNs, let b = o.toNs, b < a { throw ReplayFailure("--to is before --from") }
+        if let fromLine {
+            guard fromLine >= 1 else { throw ReplayFailure("--from-line takes a line number of the recording (1 or more), got \(fromLine)") }
+            o.fromLine = fromLine
+        }
         if let symbols {
             let set = Set(symbols.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty })
             if set.isEmpty { throw ReplayFailure("--symbols is empty") }
@@ -149,12 +201,16 @@ struct Play: AsyncParsableCommand {
         return o
     }
 
-    static func report(_ p: ReplayProgress, tty: Bool) {
+    static func report(_ p: ReplayProgress, tty: Bool, kafka: ProducerStatistics? = nil) {
         let pct = p.fraction.map { String(format: "%5.1f%%", $0 * 100) } ?? "   ?%"
         let rate = formatCount(Int(p.tradesPerSecond.rounded()))
         let lag = String(format: "%.1f ms", Double(p.lagNs) / 1e6)
         let eta = p.etaSeconds.map(formatDuration) ?? "?"
-        let pass = p.pass > 1 ? " pass \(p.pass)" : ""
+        var pass = p.pass > 1 ? " pass \(p.pass)" : ""
+        if let kafka {
+            pass += "  unacked \(formatCount(max(0, p.trades - kafka.delivered - kafka.failed)))"
+            if kafka.failed > 0 { pass += "  FAILED \(formatCount(kafka.failed))" }
+        }
         if tty {
             let width = 24
             let filled = Int(((p.fraction ?? 0) * Double(width)).rounded())
