@@ -294,6 +294,9 @@ struct StorageOptions: ParsableArguments {
         guard retentionDays >= 1 else {
             throw ValidationError("--retention-days must be at least 1 (files stored longer ago are deleted), got \(retentionDays)")
         }
+        guard batchSeconds < retentionDays * 86_400 else {
+            throw ValidationError("--batch-seconds (\(batchSeconds)) must be shorter than --retention-days (\(retentionDays) days), or retention could delete a batch as it is written")
+        }
     }
 
     func options(_ settings: Settings) -> StorageService.Options {
