@@ -96,10 +96,12 @@ struct BadInputTests {
     }
 
     /// Ctrl-C while a command still waits for an unreachable broker ends it at once.
-    @Test(arguments: [["ensure-topics"], ["logger", "--metrics-port", "0"], ["aggregator", "--metrics-port", "0"]])
-    func aSignalWhileConnectingEndsTheCommandAtOnce(arguments: [String]) async throws {
+    @Test(arguments: [["pipeline", "ensure-topics"], ["pipeline", "logger", "--metrics-port", "0"], ["pipeline", "aggregator", "--metrics-port", "0"],
+                      ["replay", "recordings/btc.jsonl"], ["backtest", "paper", "--strategy", "buy-and-hold"]])
+    func aSignalWhileConnectingEndsTheCommandAtOnce(command: [String]) async throws {
         let log = NSTemporaryDirectory() + "/" + TestBroker.unique("sigint") + ".log"
-        let process = try ChildProcess("pipeline", arguments + Self.unreachable, log: log)
+        let arguments = command.dropFirst().map { $0.hasPrefix("recordings/") ? packageRoot() + "/" + $0 : $0 }
+        let process = try ChildProcess(command[0], arguments + Self.unreachable, log: log)
         try await Task.sleep(for: .seconds(1.5))
         #expect(process.isRunning, "\(arguments) ended before the signal")
         let sent = ContinuousClock.now

@@ -114,6 +114,7 @@ struct Paper: AsyncParsableCommand {
     @Flag(help: "Print every fill to stderr.") var verbose = false
 
     func run() async throws {
+        SignalExit.install()
         let config: BacktestConfig
         var options = PaperOptions()
         var kafka = KafkaConfig.from(settings: Settings.load())
@@ -131,6 +132,7 @@ struct Paper: AsyncParsableCommand {
         options.maxTrades = maxTrades
         let onFill: (@Sendable (Fill) -> Void)? = verbose ? Self.printFill : nil
         let opts = options, k = kafka, name = engine.strategy, params = engine.params + extra
+        do { _ = try KafkaAdmin(config: kafka).topics(timeout: .seconds(10)) } catch { throw fail(error.description) }
         let result: BacktestResult
         do {
             result = try await runCancellableOnSignal { () async throws -> BacktestResult in

@@ -4,7 +4,6 @@ import Foundation
 import Logging
 import Pipeline
 import ServiceLifecycle
-import Synchronization
 
 @main
 struct PipelineCommand: AsyncParsableCommand {
@@ -50,7 +49,7 @@ struct KafkaOptions: ParsableArguments {
     /// Checks that `service`'s /metrics port is free, then installs logging and the Prometheus
     /// metrics backend; call before connecting to anything or creating any service.
     func bootstrapLogging(service: String) throws {
-        ForcedExit.install()
+        SignalExit.install()
         if let reason = FlagCheck.bindable(host: metricsHost, port: metricsPort(for: service), flag: "--metrics-port") {
             throw ValidationError(reason + " (another \(service) running? pass --metrics-port 0 for none, or another port)")
         }
@@ -83,7 +82,7 @@ func runServices(_ name: String, options: KafkaOptions, stop: @escaping @Sendabl
         services.append(MetricsEndpoint.application(host: options.metricsHost, port: port))
         logger.info("metrics on http://\(options.metricsHost):\(port)/metrics")
     }
-    ForcedExit.servicesStarted()
+    SignalExit.started()
     let group = ServiceGroup(configuration: .init(
         services: services.map { .init(service: $0, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup) },
         gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
@@ -99,55 +98,11 @@ struct FunctionService: Service {
     }
 }
 
-/// SIGINT/SIGTERM before the services run (while connecting to Kafka, say) end the process at
-/// once, since nothing is in flight yet; once they run, the first signal shuts them down gracefully
-/// and a second ends the process without waiting.
-enum ForcedExit {
-    nonisolated(unsafe) static var sources: [DispatchSourceSignal] = []
-    static let running = Atomic<Bool>(false)
-    static func servicesStarted() { install(); running.store(true, ordering: .sequentiallyConsistent) }
-    static func install() {
-        guard sources.isEmpty else { return }
-        let count = ManagedAtomicCounter()
-        for sig in [SIGINT, SIGTERM] {
-            signal(sig, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            source.setEventHandler {
-                if !running.load(ordering: .sequentiallyConsistent) {
-                    FileHandle.standardError.write(Data("interrupted before anything started: exiting\n".utf8))
-                    exit(130)
-                }
-                if count.increment() >= 2 {
-                    FileHandle.standardError.write(Data("second signal: exiting without waiting\n".utf8))
-                    exit(130)
-                }
-            }
-            source.resume()
-            sources.append(source)
-        }
-    }
-}
-
-/// Counts signals, treating deliveries within 200 ms of the first as the same signal.
-final class ManagedAtomicCounter: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value = 0
-    private var first: ContinuousClock.Instant?
-    func increment() -> Int {
-        lock.lock(); defer { lock.unlock() }
-        let now = ContinuousClock.now
-        if let first, now - first < .milliseconds(200) { return value }
-        if first == nil { first = now }
-        value += 1
-        return value
-    }
-}
-
 struct EnsureTopics: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "ensure-topics", abstract: "Create the pipeline's topics where missing (existing ones are left alone).")
     @OptionGroup var kafka: KafkaOptions
     func run() async throws {
-        ForcedExit.install()
+        SignalExit.install()
         let statuses = try KafkaAdmin(config: try kafka.kafkaConfig()).ensureTopics()
         for s in statuses {
             switch s.outcome {

@@ -86,6 +86,7 @@ struct Play: AsyncParsableCommand {
     @Flag(help: "No progress output.") var quiet = false
 
     func run() async throws {
+        SignalExit.install()
         let opts: ReplayOptions
         do { opts = try makeOptions() } catch { throw fail(error.description) }
         let session = ReplaySession(path: file, options: opts)

@@ -178,6 +178,15 @@ public final class KafkaConsumer: @unchecked Sendable {
     /// ``KafkaMessage/generation`` were fetched before and must be ignored for those partitions.
     public var generation: UInt64 { state.generation.load(ordering: .sequentiallyConsistent) }
 
+    /// Reads `partition` again from `offset`. Records fetched before have a smaller ``KafkaMessage/generation``
+    /// than ``generation`` read after this call, and are stale for that partition.
+    public func seek(_ partition: TopicPartition, to offset: Int64) {
+        state.generation.add(1, ordering: .sequentiallyConsistent)
+        let list = Self.list([TopicPartitionOffset(topic: partition.topic, partition: partition.partition, offset: offset)])
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        rd_kafka_error_destroy(rd_kafka_seek_partitions(handle, list, 0))
+    }
+
     /// The partitions currently assigned to this member.
     public var assignment: Set<TopicPartition> { state.assignment.withLock { $0 } }
 
