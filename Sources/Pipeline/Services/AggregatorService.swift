@@ -83,11 +83,8 @@ public final class AggregatorService: Sendable {
         var outputEnds: [TopicPartition: Int64] = [:]
         var changed = false
         var written = Written()
-        /// Records fetched before this member (re)took the partition, or before it was last read again, are stale.
+        /// Records fetched before this member (re)took the partition are stale.
         var generation: UInt64 = 0
-        /// A gap in the offsets that was read again once: if it is still there, it is real (compaction,
-        /// transaction markers) and is passed over.
-        var gap: (expected: Int64, got: Int64)?
     }
 
     struct Shared {
@@ -185,19 +182,6 @@ public final class AggregatorService: Sendable {
                          in ps: inout PartitionState, into out: inout Outputs) {
         var windows: [WindowMetrics] = []
         for (trade, message) in run where message.generation >= ps.generation && message.offset >= ps.nextOffset {
-            if message.offset > ps.nextOffset, ps.nextOffset > 0 {
-                if let gap = ps.gap, gap.expected == ps.nextOffset, gap.got == message.offset {
-                    logger.notice("\(message.topic)[\(partition)] has no records \(ps.nextOffset)–\(message.offset - 1); going on")
-                    ps.gap = nil
-                } else {
-                    // Records were not delivered (or were dropped as stale): read them again before going on.
-                    logger.notice("\(message.topic)[\(partition)]: offset \(message.offset) arrived while \(ps.nextOffset) was expected; reading from \(ps.nextOffset) again")
-                    ps.gap = (ps.nextOffset, message.offset)
-                    service.consumer.seek(TopicPartition(topic: message.topic, partition: partition), to: ps.nextOffset)
-                    ps.generation = service.consumer.generation
-                    return
-                }
-            }
             ps.nextOffset = message.offset + 1
             ps.changed = true
             if trade.timestamp > ps.newest { ps.newest = trade.timestamp }

@@ -35,6 +35,15 @@ public final class ConsumerService: Sendable {
     /// Next offset to commit per partition, for services that let everything processed be committed.
     private let pending = Mutex<[TopicPartition: Int64]>([:])
 
+    /// Where each assigned partition stands: the consumer generation its records must have, the last
+    /// offset handed on, and a gap that was read again once.
+    struct Position {
+        var generation: UInt64
+        var last: Int64?
+        var gap: (from: Int64, to: Int64)?
+    }
+    private let positions = Mutex<[TopicPartition: Position]>([:])
+
     /// Records handled so far (valid and dead-lettered).
     public var processed: Int { processedCount.load(ordering: .relaxed) }
 
@@ -68,12 +77,21 @@ public final class ConsumerService: Sendable {
         rebalance: RebalanceHandler = RebalanceHandler()
     ) async throws {
         let log = logger
-        try consumer.subscribe([options.topic], rebalance: RebalanceHandler(assigned: { partitions in
+        try consumer.subscribe([options.topic], rebalance: RebalanceHandler(assigned: { [self] partitions in
             log.info("assigned \(partitions.map { "\($0.topic)[\($0.partition)]" }.joined(separator: ", "))")
-            return rebalance.assigned(partitions)
+            let starts = rebalance.assigned(partitions)
+            let generation = consumer.generation
+            positions.withLock { positions in
+                for tp in partitions {
+                    let start = starts.first { $0.topic == tp.topic && $0.partition == tp.partition }
+                    positions[tp] = Position(generation: generation, last: start.map { $0.offset - 1 })
+                }
+            }
+            return starts
         }, revoked: { [self] partitions in
             rebalance.revoked(partitions)
             pending.withLock { for p in partitions { $0[p] = nil } }
+            positions.withLock { for p in partitions { $0[p] = nil } }
             log.info("revoked \(partitions.map { "\($0.topic)[\($0.partition)]" }.joined(separator: ", "))")
         }))
         var lastCheckpoint = ContinuousClock.now
@@ -86,10 +104,11 @@ public final class ConsumerService: Sendable {
             lag.record(consumer.lag())
             lastCheckpoint = .now
         }
-        while let batch = try await consumer.nextBatch(timeout: options.checkpointInterval) {
-            if batch.isEmpty {
+        while let fetched = try await consumer.nextBatch(timeout: options.checkpointInterval) {
+            let batch = inOrder(fetched)
+            if fetched.isEmpty {
                 try await onIdle()
-            } else {
+            } else if !batch.isEmpty {
                 var trades: [(trade: Trade, message: KafkaMessage)] = []
                 trades.reserveCapacity(batch.count)
                 var ends: [(TopicPartition, Int64)] = []
@@ -120,5 +139,46 @@ public final class ConsumerService: Sendable {
         try await checkpoint(final: true)
         try producer.close()
         consumer.close()
+    }
+
+    /// The records each partition's service must see, in order and each once: stale ones (fetched before
+    /// the partition was last assigned or read again) and repeats are left out. When a partition's offsets
+    /// jump, its records were not delivered (or were dropped as stale): it is read again from the offset
+    /// expected, and a gap still there then (compaction, transaction markers) is passed over.
+    private func inOrder(_ batch: [KafkaMessage]) -> [KafkaMessage] {
+        guard !batch.isEmpty else { return batch }
+        var out: [KafkaMessage] = []
+        out.reserveCapacity(batch.count)
+        positions.withLock { positions in
+            var i = 0
+            while i < batch.count {
+                let tp = TopicPartition(topic: batch[i].topic, partition: batch[i].partition)
+                var end = i + 1
+                while end < batch.count && batch[end].partition == tp.partition && batch[end].topic == tp.topic { end += 1 }
+                defer { i = end }
+                guard var position = positions[tp] else { continue }
+                defer { positions[tp] = position }
+                for m in batch[i..<end] where m.generation >= position.generation {
+                    if let last = position.last {
+                        if m.offset <= last { continue }
+                        if m.offset > last + 1 {
+                            if let gap = position.gap, gap.from == last + 1, gap.to == m.offset {
+                                logger.notice("\(tp.topic)[\(tp.partition)] has no records \(last + 1)–\(m.offset - 1); going on")
+                                position.gap = nil
+                            } else {
+                                logger.notice("\(tp.topic)[\(tp.partition)]: offset \(m.offset) arrived while \(last + 1) was expected; reading from \(last + 1) again")
+                                position.gap = (last + 1, m.offset)
+                                consumer.seek(tp, to: last + 1)
+                                position.generation = consumer.generation
+                                break
+                            }
+                        }
+                    }
+                    position.last = m.offset
+                    out.append(m)
+                }
+            }
+        }
+        return out
     }
 }

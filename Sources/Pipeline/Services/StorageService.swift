@@ -40,8 +40,6 @@ public final class StorageService: Sendable {
         var accepted: [Int32: Int64] = [:]
         /// Per owned partition, the consumer generation it was taken at: records fetched before are stale.
         var generations: [Int32: UInt64] = [:]
-        /// A gap in the offsets read again once: if it is still there, it is real and passed over.
-        var gaps: [Int32: (Int64, Int64)] = [:]
         var durable: [Int32: Int64] = [:]
         var lastRetention = ContinuousClock.now
     }
@@ -123,7 +121,6 @@ public final class StorageService: Sendable {
                 for tp in partitions where tp.topic == topic {
                     s.owned.remove(tp.partition)
                     s.generations[tp.partition] = nil
-                    s.gaps[tp.partition] = nil
                     s.buffers[tp.partition] = nil
                     s.markers[tp.partition] = nil
                     s.accepted[tp.partition] = nil
@@ -139,20 +136,8 @@ public final class StorageService: Sendable {
             let full = state.withLock { s -> Bool in
                 for item in batch where (s.generations[item.message.partition] ?? .max) <= item.message.generation
                     && item.message.offset > (s.accepted[item.message.partition] ?? -1) {
-                    let p = item.message.partition
-                    if let last = s.accepted[p], item.message.offset > last + 1 {
-                        if let gap = s.gaps[p], gap == (last + 1, item.message.offset) {
-                            s.gaps[p] = nil
-                        } else {
-                            // Records were not delivered (or were dropped as stale): read them again first.
-                            s.gaps[p] = (last + 1, item.message.offset)
-                            service.consumer.seek(TopicPartition(topic: topic, partition: p), to: last + 1)
-                            s.generations[p] = service.consumer.generation
-                            continue
-                        }
-                    }
-                    s.buffers[p, default: []].append(item)
-                    s.accepted[p] = item.message.offset
+                    s.buffers[item.message.partition, default: []].append(item)
+                    s.accepted[item.message.partition] = item.message.offset
                 }
                 if s.oldest == nil, !s.buffers.isEmpty { s.oldest = .now }
                 return s.buffers.values.contains { $0.count >= options.batchSize }
