@@ -147,8 +147,10 @@ public final class ConsumerService: Sendable {
     /// expected, and a gap still there then (compaction, transaction markers) is passed over.
     private func inOrder(_ batch: [KafkaMessage]) -> [KafkaMessage] {
         guard !batch.isEmpty else { return batch }
-        var out: [KafkaMessage] = []
-        out.reserveCapacity(batch.count)
+        // Copies records only once one is left out (most batches keep every record).
+        var out: [KafkaMessage]?
+        func keep(_ index: Int) { out?.append(batch[index]) }
+        func leaveOut(_ index: Int) { if out == nil { out = Array(batch[..<index]); out!.reserveCapacity(batch.count) } }
         positions.withLock { positions in
             var i = 0
             while i < batch.count {
@@ -156,11 +158,18 @@ public final class ConsumerService: Sendable {
                 var end = i + 1
                 while end < batch.count && batch[end].partition == tp.partition && batch[end].topic == tp.topic { end += 1 }
                 defer { i = end }
-                guard var position = positions[tp] else { continue }
+                guard var position = positions[tp] else {
+                    for k in i..<end { leaveOut(k) }
+                    continue
+                }
                 defer { positions[tp] = position }
-                for m in batch[i..<end] where m.generation >= position.generation {
+                var k = i
+                while k < end {
+                    let m = batch[k]
+                    defer { k += 1 }
+                    if m.generation < position.generation { leaveOut(k); continue }
                     if let last = position.last {
-                        if m.offset <= last { continue }
+                        if m.offset <= last { leaveOut(k); continue }
                         if m.offset > last + 1 {
                             if let gap = position.gap, gap.from == last + 1, gap.to == m.offset {
                                 logger.notice("\(tp.topic)[\(tp.partition)] has no records \(last + 1)–\(m.offset - 1); going on")
@@ -170,15 +179,16 @@ public final class ConsumerService: Sendable {
                                 position.gap = (last + 1, m.offset)
                                 consumer.seek(tp, to: last + 1)
                                 position.generation = consumer.generation
+                                for rest in k..<end { leaveOut(rest) }
                                 break
                             }
                         }
                     }
                     position.last = m.offset
-                    out.append(m)
+                    keep(k)
                 }
             }
         }
-        return out
+        return out ?? batch
     }
 }
