@@ -97,6 +97,8 @@ public final class KafkaConsumer: @unchecked Sendable {
         let assignment = Mutex<Set<TopicPartition>>([])
         let handler = Mutex<RebalanceHandler?>(nil)
         let generation = Atomic<UInt64>(0)
+        /// Rebalance callbacks served so far (``generation`` also counts seeks).
+        let rebalances = Atomic<UInt64>(0)
     }
 
     /// - Parameters:
@@ -116,6 +118,7 @@ public final class KafkaConsumer: @unchecked Sendable {
         rd_kafka_conf_set_rebalance_cb(conf) { rk, err, partitions, opaque in
             guard let rk, let opaque else { return }
             let state = Unmanaged<State>.fromOpaque(opaque).takeUnretainedValue()
+            state.rebalances.add(1, ordering: .sequentiallyConsistent)
             state.generation.add(1, ordering: .sequentiallyConsistent)
             let list = partitions.map(KafkaConsumer.partitions(of:)) ?? []
             let cooperative = String(cString: rd_kafka_rebalance_protocol(rk)) == "COOPERATIVE"
@@ -309,8 +312,9 @@ public final class KafkaConsumer: @unchecked Sendable {
             guard let first = rd_kafka_consume_queue(queue, 100) else { continue }
             buffer[0] = first
             let generation = state.generation.load(ordering: .sequentiallyConsistent)
+            let rebalances = state.rebalances.load(ordering: .sequentiallyConsistent)
             var n = 1 + max(0, rd_kafka_consume_batch_queue(queue, 0, buffer + 1, batchSize - 1))
-            if n > 1, state.generation.load(ordering: .sequentiallyConsistent) != generation {
+            if n > 1, state.rebalances.load(ordering: .sequentiallyConsistent) != rebalances {
                 // A rebalance was served inside the batch call: which of its records came before it is
                 // unknown, so they are dropped and their partitions read again from the first of them.
                 var firstOffsets: [TopicPartition: Int64] = [:]
