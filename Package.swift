@@ -16,11 +16,17 @@ let package = Package(
         .executable(name: "replay", targets: ["replay"]),
         .executable(name: "pipeline", targets: ["pipeline"]),
         .executable(name: "backtest", targets: ["backtest"]),
-        .library(name: "Backtest", targets: ["Backtest"]),
-        .library(name: "Feed", targets: ["Feed"]),
+        .library(name: "MarketData", targets: ["MarketData"]),
+        .library(name: "Exchange", targets: ["Exchange"]),
+        .library(name: "Recording", targets: ["Recording"]),
+        .library(name: "Feeds", targets: ["Feeds"]),
+        .library(name: "Aggregation", targets: ["Aggregation"]),
+        .library(name: "Kafka", targets: ["Kafka"]),
         .library(name: "Pipeline", targets: ["Pipeline"]),
-        .library(name: "Replay", targets: ["Replay"]),
         .library(name: "SimExchange", targets: ["SimExchange"]),
+        .library(name: "Backtest", targets: ["Backtest"]),
+        .library(name: "Bench", targets: ["Bench"]),
+        .library(name: "MarketStreamTesting", targets: ["MarketStreamTesting"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
@@ -40,15 +46,42 @@ let package = Package(
     targets: [
         .systemLibrary(name: "CRdKafka", pkgConfig: "rdkafka", providers: [.apt(["librdkafka-dev"])]),
         .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
-        .target(name: "Feed", dependencies: [
+        // Market data: the trade model, the Finnhub and Kafka-value codecs, the JSON scanner and writer, gzip.
+        .target(name: "MarketData", dependencies: ["CZlib"]),
+        // Exchange: orders, fills, the order protocol and the tape matcher.
+        .target(name: "Exchange", dependencies: ["MarketData"]),
+        // Recording: the recording format, its reader and writer, importers of real history.
+        .target(name: "Recording", dependencies: ["MarketData", "CZlib"]),
+        // Feeds: the Feed protocol and every source (WebSocket, recording, synthetic, merged), the recorder.
+        .target(name: "Feeds", dependencies: [
+            "MarketData", "Recording",
             .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
+        // Aggregation: event-time sliding windows, alert rules, their checkpoint codec.
+        .target(name: "Aggregation", dependencies: ["MarketData"]),
+        // Kafka: the librdkafka wrapper (producer, consumer, admin, partition reader) and a local broker.
+        .target(name: "Kafka", dependencies: ["CRdKafka", "MarketData", .product(name: "Logging", package: "swift-log")], linkerSettings: rdkafkaLinker),
+        // Pipeline: the services between a Feed and the topics (ingest, logger, aggregator, storage, dead letters).
+        .target(
+            name: "Pipeline",
+            dependencies: [
+                "Kafka", "Feeds", "Aggregation", "MarketData", "Recording", "CZlib",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            linkerSettings: rdkafkaLinker
+        ),
+        // SimExchange: the Finnhub-compatible server (synthetic or recorded trades, orders, faults, TLS).
         .target(name: "SimExchange", dependencies: [
-            "Feed",
+            "Feeds", "Exchange", "MarketData",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HummingbirdCore", package: "hummingbird"),
             .product(name: "HummingbirdTLS", package: "hummingbird"),
@@ -62,62 +95,57 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
-        .executableTarget(
-            name: "sim-exchange",
-            dependencies: ["SimExchange", "Replay", "Pipeline", .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "Logging", package: "swift-log")],
-            path: "Sources/Commands/sim-exchange", linkerSettings: rdkafkaLinker),
-        .target(name: "Replay", dependencies: [
-            "Feed", "CZlib", "Pipeline",
-            .product(name: "Logging", package: "swift-log"),
-            .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
-        ]),
-        .executableTarget(
-            name: "replay",
-            dependencies: ["Replay", "Pipeline", "Feed", "SimExchange", .product(name: "ArgumentParser", package: "swift-argument-parser")],
-            path: "Sources/Commands/replay", linkerSettings: rdkafkaLinker),
-        .target(
-            name: "Pipeline",
-            dependencies: [
-                "CRdKafka", "CZlib", "Feed",
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "Metrics", package: "swift-metrics"),
-                .product(name: "Prometheus", package: "swift-prometheus"),
-                .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-            ],
-            linkerSettings: rdkafkaLinker
-        ),
-        .executableTarget(
-            name: "pipeline",
-            dependencies: ["Pipeline", "Feed", .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                           .product(name: "Logging", package: "swift-log"), .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
-            path: "Sources/Commands/pipeline", linkerSettings: rdkafkaLinker),
+        // Backtest: strategies over any Feed, offline or paper-trading from Kafka.
         .target(name: "Backtest", dependencies: [
-            "Feed", "Replay", "Pipeline",
-            .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
+            "Feeds", "Exchange", "Aggregation", "MarketData", "Recording", "Kafka", "Pipeline",
             .product(name: "Logging", package: "swift-log"),
         ], linkerSettings: rdkafkaLinker),
-        .executableTarget(
-            name: "backtest", dependencies: ["Backtest", "Pipeline", "Feed", .product(name: "ArgumentParser", package: "swift-argument-parser")],
-            path: "Sources/Commands/backtest", linkerSettings: rdkafkaLinker),
         .target(name: "CKafkaFloor", linkerSettings: [.linkedLibrary("rdkafka")] + rdkafkaLinker),
+        // Bench: every stage measured, next to the librdkafka C floor.
         .target(name: "Bench", dependencies: [
-            "Pipeline", "Feed", "Replay", "SimExchange", "CKafkaFloor",
+            "Pipeline", "Kafka", "Feeds", "Aggregation", "MarketData", "Recording", "SimExchange", "CKafkaFloor",
             .product(name: "Logging", package: "swift-log"), .product(name: "Histogram", package: "hdrhistogram-swift"),
         ], linkerSettings: rdkafkaLinker),
+        // CLI: what the executables share (flags, argument types, running a service group).
+        .target(name: "CLI", dependencies: [
+            "MarketData", "Feeds",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+        ]),
         .executableTarget(
-            name: "bench", dependencies: ["Bench", "Pipeline", "Feed", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            name: "sim-exchange",
+            dependencies: ["SimExchange", "Feeds", "MarketData", "CLI", .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "Logging", package: "swift-log")],
+            path: "Sources/Commands/sim-exchange"),
+        .executableTarget(
+            name: "replay",
+            dependencies: ["Pipeline", "Kafka", "Feeds", "Recording", "MarketData", "CLI", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                           .product(name: "Logging", package: "swift-log"), .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
+            path: "Sources/Commands/replay", linkerSettings: rdkafkaLinker),
+        .executableTarget(
+            name: "pipeline",
+            dependencies: ["Pipeline", "Kafka", "Feeds", "Aggregation", "MarketData", "CLI", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                           .product(name: "Logging", package: "swift-log"), .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
+            path: "Sources/Commands/pipeline", linkerSettings: rdkafkaLinker),
+        .executableTarget(
+            name: "backtest", dependencies: ["Backtest", "Exchange", "Aggregation", "Pipeline", "Kafka", "Feeds", "MarketData", "CLI", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Sources/Commands/backtest", linkerSettings: rdkafkaLinker),
+        .executableTarget(
+            name: "bench", dependencies: ["Bench", "Pipeline", "Kafka", "MarketData", "CLI", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Sources/Commands/bench", linkerSettings: rdkafkaLinker),
-        .target(name: "TestSupport", dependencies: ["Pipeline", "CRdKafka"], path: "Tests/TestSupport", linkerSettings: rdkafkaLinker),
-        .testTarget(name: "DeploymentTests", dependencies: ["Pipeline", .product(name: "Yams", package: "Yams")], linkerSettings: rdkafkaLinker),
-        .testTarget(name: "BenchTests", dependencies: ["Bench", "Pipeline", "TestSupport"], linkerSettings: rdkafkaLinker),
-        .testTarget(name: "FeedTests", dependencies: ["Feed"]),
-        .testTarget(name: "SimExchangeTests", dependencies: ["SimExchange", "Feed", .product(name: "Logging", package: "swift-log")]),
-        .testTarget(name: "ReplayTests", dependencies: ["Replay", "Feed", "Pipeline", "SimExchange", "TestSupport"], linkerSettings: rdkafkaLinker),
-        .testTarget(name: "BacktestTests", dependencies: ["Backtest", "Replay", "Feed", "Pipeline", "TestSupport", "SimExchange",
+        // MarketStreamTesting: a broker, sim-exchange and feed helpers, temp folders, process runners for tests.
+        .target(name: "MarketStreamTesting", dependencies: ["Kafka", "Pipeline", "Feeds", "MarketData", "SimExchange", "CRdKafka"], linkerSettings: rdkafkaLinker),
+        .testTarget(name: "DeploymentTests", dependencies: ["Pipeline", "Kafka", "MarketData", "MarketStreamTesting", .product(name: "Yams", package: "Yams")], linkerSettings: rdkafkaLinker),
+        .testTarget(name: "BenchTests", dependencies: ["Bench", "Pipeline", "Kafka", "MarketData", "MarketStreamTesting"], linkerSettings: rdkafkaLinker),
+        .testTarget(name: "FeedTests", dependencies: ["Feeds", "MarketData", "Exchange", "Recording"]),
+        .testTarget(name: "SimExchangeTests", dependencies: ["SimExchange", "Feeds", "MarketData", "Exchange", .product(name: "Logging", package: "swift-log")]),
+        .testTarget(name: "ReplayTests", dependencies: ["Feeds", "Recording", "MarketData", "Pipeline", "Aggregation", "Kafka", "SimExchange", "MarketStreamTesting",
+                                                 .product(name: "Logging", package: "swift-log")], linkerSettings: rdkafkaLinker),
+        .testTarget(name: "BacktestTests", dependencies: ["Backtest", "Feeds", "Recording", "MarketData", "Exchange", "Aggregation", "Pipeline", "Kafka", "MarketStreamTesting", "SimExchange",
                                                   .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
                                                   .product(name: "Logging", package: "swift-log")], linkerSettings: rdkafkaLinker),
-        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Feed", "SimExchange", "TestSupport", .product(name: "Logging", package: "swift-log"), .product(name: "Metrics", package: "swift-metrics"), .product(name: "Hummingbird", package: "hummingbird")], linkerSettings: rdkafkaLinker),
+        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Kafka", "Aggregation", "Feeds", "MarketData", "Recording", "SimExchange", "MarketStreamTesting", .product(name: "Logging", package: "swift-log"), .product(name: "Metrics", package: "swift-metrics"), .product(name: "Hummingbird", package: "hummingbird")], linkerSettings: rdkafkaLinker),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,4 +1,9 @@
-import Feed
+import Feeds
+import Exchange
+import Aggregation
+import MarketData
+import Recording
+import Kafka
 import Pipeline
 
 /// A failure the `backtest` command reports as one line (`backtest: <message>`) before exiting non-zero.

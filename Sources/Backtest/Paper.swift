@@ -1,8 +1,13 @@
-import Feed
+import Feeds
+import Exchange
+import Aggregation
+import MarketData
+import Recording
+import Kafka
+import Pipeline
 import Foundation
 import HummingbirdWSClient
 import Logging
-import Pipeline
 import Synchronization
 
 /// Where and how paper trading reads the live tape.

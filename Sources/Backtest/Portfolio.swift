@@ -1,4 +1,10 @@
-import Feed
+import Feeds
+import Exchange
+import Aggregation
+import MarketData
+import Recording
+import Kafka
+import Pipeline
 
 /// Cash, per-symbol positions and the round-trip statistics of one run.
 ///

@@ -1,4 +1,10 @@
-import Feed
+import Feeds
+import Exchange
+import Aggregation
+import MarketData
+import Recording
+import Kafka
+import Pipeline
 import Foundation
 
 /// The end state of one symbol.

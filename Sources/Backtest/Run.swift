@@ -1,7 +1,11 @@
-import Feed
-import Foundation
+import Feeds
+import Exchange
+import Aggregation
+import MarketData
+import Recording
+import Kafka
 import Pipeline
-import Replay
+import Foundation
 import Synchronization
 
 /// What a run produced, plus how fast it went (the speed is not part of the deterministic report).
@@ -90,21 +94,21 @@ public enum Backtest {
         return BacktestResult(report: engine.report(), wallNs: DispatchTime.now().uptimeNanoseconds - start, skipped: 0)
     }
 
-    /// Runs `strategy` over every trade a ``Feed`` delivers until its event stream ends (the feed stops, fails
-    /// fatally, or the task is cancelled, which stops the feed).
+    /// Runs `strategy` over every trade any ``Feed`` delivers (a live socket, a recording at N×, the synthetic
+    /// market) until the feed ends or the task is cancelled. Malformed frames are counted as skipped; a fatal
+    /// feed error is thrown.
     public static func run<S: Strategy>(feed: some Feed, strategy: S, config: BacktestConfig = BacktestConfig()) async throws -> BacktestResult {
         var engine = try BacktestEngine(strategy: strategy, config: config)
         let start = DispatchTime.now().uptimeNanoseconds
-        let runner = Task { try await feed.run() }
-        await withTaskCancellationHandler {
-            for await event in feed.events {
-                if case .trades(let trades) = event { engine.process(trades) }
+        var skipped = 0
+        try await feed.run(frames: false) { event in
+            switch event {
+            case .trades(let trades): engine.process(trades)
+            case .malformedFrame: skipped += 1
+            default: break
             }
-        } onCancel: {
-            runner.cancel()
         }
-        _ = await runner.result
-        return BacktestResult(report: engine.report(), wallNs: DispatchTime.now().uptimeNanoseconds - start, skipped: 0)
+        return BacktestResult(report: engine.report(), wallNs: DispatchTime.now().uptimeNanoseconds - start, skipped: skipped)
     }
 }
 

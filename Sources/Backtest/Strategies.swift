@@ -1,4 +1,9 @@
-import Feed
+import Feeds
+import Exchange
+import Aggregation
+import MarketData
+import Recording
+import Kafka
 import Pipeline
 
 /// `key=value` strategy parameters; every key must be read by the strategy, so typos fail loudly.

@@ -1,4 +1,9 @@
-import Feed
+import Feeds
+import Exchange
+import Aggregation
+import MarketData
+import Recording
+import Kafka
 import Pipeline
 
 /// What a strategy may look at when called: the engine clock and the portfolio as of now.

@@ -1,7 +1,12 @@
-import Feed
+import Pipeline
+import Kafka
+import Feeds
+import Aggregation
+import MarketData
+import Recording
+import SimExchange
 import Foundation
 import Logging
-import Pipeline
 
 /// The aggregator consuming trades from Kafka, next to the Swift layer's raw consume of the
 /// same topic in the same run; and the in-process window update rate on one core.

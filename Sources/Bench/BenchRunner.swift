@@ -1,5 +1,11 @@
-import Foundation
 import Pipeline
+import Kafka
+import Feeds
+import Aggregation
+import MarketData
+import Recording
+import SimExchange
+import Foundation
 
 /// What `bench` runs: scenario selection and sizes.
 public struct BenchOptions: Sendable {

@@ -1,4 +1,10 @@
-import Feed
+import Pipeline
+import Kafka
+import Feeds
+import Aggregation
+import MarketData
+import Recording
+import SimExchange
 import Foundation
 
 /// Finnhub frame decode and encode, and Kafka trade-message encode and decode, in-process.

@@ -1,9 +1,14 @@
+import Pipeline
+import Kafka
+import Feeds
+import Aggregation
+import MarketData
+import Recording
+import SimExchange
 import CKafkaFloor
-import Feed
 import Foundation
 import Histogram
 import Logging
-import Pipeline
 import Synchronization
 
 /// Trade → producer → Kafka → aggregator at fixed offered rates, with HDR latency percentiles,

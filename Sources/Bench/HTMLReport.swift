@@ -1,3 +1,10 @@
+import Pipeline
+import Kafka
+import Feeds
+import Aggregation
+import MarketData
+import Recording
+import SimExchange
 import Foundation
 
 extension BenchReport {

@@ -1,7 +1,12 @@
-import CKafkaFloor
-import Feed
-import Foundation
 import Pipeline
+import Kafka
+import Feeds
+import Aggregation
+import MarketData
+import Recording
+import SimExchange
+import CKafkaFloor
+import Foundation
 
 /// Produce and consume through the Swift Kafka layer and through the plain C API, with the
 /// same client settings, message size, keys and broker, so the ratio isolates the wrapper.

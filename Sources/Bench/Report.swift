@@ -1,4 +1,10 @@
-import Feed
+import Pipeline
+import Kafka
+import Feeds
+import Aggregation
+import MarketData
+import Recording
+import SimExchange
 import Foundation
 
 /// One measured scenario. Rates are per wall-clock second; `cpuSeconds` is this process's

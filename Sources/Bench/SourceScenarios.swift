@@ -1,10 +1,13 @@
+import Pipeline
+import Kafka
+import Feeds
+import Aggregation
+import MarketData
+import Recording
+import SimExchange
 import CKafkaFloor
-import Feed
 import Foundation
 import Logging
-import Pipeline
-import Replay
-import SimExchange
 
 /// `sim-exchange --rate max` → the Feed's WebSocket client, over a real socket in this process.
 public struct WebSocketScenario: Sendable {
@@ -20,26 +23,26 @@ public struct WebSocketScenario: Sendable {
         let server = SimExchangeServer(config: config, logger: quiet)
         let port = try await server.start()
         let feed = WebSocketFeed(url: "ws://127.0.0.1:\(port)", symbols: WebSocketFeed.defaultSymbols, logger: quiet)
-        let running = Task { try await feed.run() }
         var count = 0, frames = 0, bytes = 0, sampled = 0
         var first: Int64?
         var cpu0 = 0.0
-        for await event in feed.events {
-            guard case .trades(let t) = event else { continue }
+        let target = trades
+        do {
+        try await feed.run(frames: false) { event in
+            guard case .trades(let t) = event else { return }
             if first == nil {
                 first = monotonicNanoseconds()
                 cpu0 = processCPUSeconds()
-                continue
+                return
             }
             count += t.count
             frames += 1
             if frames <= 100 { bytes += FinnhubCodec.encodeTrades(t).utf8.count; sampled += t.count }
-            if count >= trades { break }
+            if count >= target { throw Enough() }
         }
+        } catch is Enough {}
         let seconds = Double(monotonicNanoseconds() - (first ?? monotonicNanoseconds())) / 1e9
         let cpu = processCPUSeconds() - cpu0
-        await feed.stop()
-        running.cancel()
         await server.stop()
         let perTrade = bytes / max(sampled, 1)
         return [BenchResult(scenario: "sim-exchange → WebSocket client", messages: count, messageBytes: perTrade, seconds: seconds, cpuSeconds: cpu,
@@ -104,8 +107,11 @@ public struct ReplayScenarios: Sendable {
 
         let devNull = open("/dev/null", O_WRONLY)
         let out = TradeLineWriter(fd: devNull)
-        let dry = try await timed { try await ReplaySession(path: path, options: ReplayOptions(speed: .max)).run { out.write($0) } }
-        out.flush()
+        let dry = try await timed {
+            let feed = RecordingFeed(path: path, options: ReplayOptions(speed: .max))
+            try await IngestService(feed: feed, sink: out).run()
+            return feed.summary!
+        }
         results.append(BenchResult(scenario: "replay --dry-run --speed max", messages: dry.summary.trades, messageBytes: bytes, seconds: dry.seconds, cpuSeconds: dry.cpu,
                                    note: "decode the recording and write each trade's JSON line to /dev/null"))
 
@@ -137,7 +143,7 @@ public struct ReplayScenarios: Sendable {
         let pacingPath = try makeRecording(trades: pacingTrades, frameGapNs: Int64(1e9 / framesPerSecond))
         defer { try? FileManager.default.removeItem(atPath: pacingPath) }
         for factor in [10.0, 100.0] {
-            let paced = try await timed { try await ReplaySession(path: pacingPath, options: ReplayOptions(speed: .factor(factor))).run { _ in } }
+            let paced = try await timed { try await RecordingFeed(path: pacingPath, options: ReplayOptions(speed: .factor(factor))).replay { _ in } }
             var r = BenchResult(scenario: "replay pacing \(Int(factor))×", messages: paced.summary.trades, messageBytes: bytes, seconds: paced.seconds, cpuSeconds: paced.cpu,
                                 note: String(format: "%.1f s recorded at %.0f frames/s: schedule %.3f s, end drift %+.3f ms, max lag %.3f ms",
                                              pacingSpan, framesPerSecond, Double(paced.summary.scheduledNs ?? 0) / 1e9,
@@ -185,9 +191,9 @@ public struct ReplayScenarios: Sendable {
         let publisher = TradePublisher(producer: try KafkaProducer(config: config), topic: topic, source: "replay:bench", headers: headers)
         let pipeline = ReplayKafka.pipeline(publisher, speed: .max)
         let replay = try await timed {
-            let s = try await ReplaySession(path: path, options: ReplayOptions(speed: .max)).run { try pipeline.publish($0) }
-            try pipeline.flush(timeout: .seconds(120))
-            return s
+            let feed = RecordingFeed(path: path, options: ReplayOptions(speed: .max))
+            try await IngestService(feed: feed, sink: pipeline).run()
+            return feed.summary!
         }
         pipeline.close()
         try publisher.producer.close()
@@ -201,3 +207,5 @@ public struct ReplayScenarios: Sendable {
         return (summary, Double(monotonicNanoseconds() - t0) / 1e9, processCPUSeconds() - cpu0)
     }
 }
+
+private struct Enough: Error {}

@@ -1,4 +1,6 @@
-import Feed
+import Feeds
+import Exchange
+import MarketData
 
 /// A connection's orders (``OrderProtocol``): matched by ``TapeMatcher`` against the trades the connection is sent.
 struct OrderDesk: Sendable {

@@ -1,3 +1,6 @@
+import Feeds
+import Exchange
+import MarketData
 import HTTPTypes
 import HummingbirdCore
 import NIOHTTPTypes

@@ -1,4 +1,6 @@
-import Feed
+import Feeds
+import Exchange
+import MarketData
 import Foundation
 import Hummingbird
 import HummingbirdCore

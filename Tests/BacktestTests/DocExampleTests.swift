@@ -1,7 +1,14 @@
 import Backtest
-import Feed
-import Foundation
+import Feeds
+import Recording
+import MarketData
+import Exchange
+import Aggregation
 import Pipeline
+import Kafka
+import MarketStreamTesting
+import SimExchange
+import Foundation
 import Testing
 
 /// The strategy of docs/BACKTEST.md, verbatim.

@@ -1,8 +1,14 @@
 import Backtest
-import Feed
-import Foundation
+import Feeds
+import Recording
+import MarketData
+import Exchange
+import Aggregation
 import Pipeline
-import Replay
+import Kafka
+import MarketStreamTesting
+import SimExchange
+import Foundation
 import Testing
 
 /// Records everything it is shown and checks it against the clock; trades now and then so fills happen.
@@ -112,20 +118,12 @@ struct Recorder: Strategy {
 /// A feed that delivers fixed trade frames, then ends.
 struct FixedFeed: Feed {
     let frames: [[Trade]]
-    let events: AsyncStream<FeedEvent>
-    let continuation: AsyncStream<FeedEvent>.Continuation
-    init(_ frames: [[Trade]]) {
-        self.frames = frames
-        (events, continuation) = AsyncStream.makeStream(of: FeedEvent.self)
+    init(_ frames: [[Trade]]) { self.frames = frames }
+    var source: String { "test://" }
+    func run(frames _: Bool, deliver: (FeedEvent) throws -> Void) async throws {
+        try deliver(.connected(url: "test://"))
+        for f in frames { try deliver(.trades(f)) }
     }
-    func run() async throws {
-        continuation.yield(.connected(url: "test://"))
-        for f in frames { continuation.yield(.trades(f)) }
-        continuation.finish()
-    }
-    func subscribe(_ symbols: [String]) async {}
-    func unsubscribe(_ symbols: [String]) async {}
-    func stop() async { continuation.finish() }
 }
 
 extension EngineTests {

@@ -1,5 +1,13 @@
 import Backtest
-import Feed
+import Feeds
+import Recording
+import MarketData
+import Exchange
+import Aggregation
+import Pipeline
+import Kafka
+import MarketStreamTesting
+import SimExchange
 import Testing
 
 @Suite struct FillModelTests {

@@ -1,10 +1,16 @@
 import Backtest
-import Feed
-import Foundation
+import Feeds
+import Recording
+import MarketData
+import Exchange
+import Aggregation
 import Pipeline
+import Kafka
+import MarketStreamTesting
+import SimExchange
+import Foundation
 import Synchronization
 import Testing
-import TestSupport
 
 @Suite struct PaperTradingTests {
     /// Trades produced to a topic in the pipeline's message format give the same fills and report live as in a backtest.

@@ -1,9 +1,15 @@
 import Backtest
-import Feed
+import Feeds
+import Recording
+import MarketData
+import Exchange
+import Aggregation
+import Pipeline
+import Kafka
+import MarketStreamTesting
+import SimExchange
 import Foundation
-import Replay
 import Testing
-import TestSupport
 
 @Suite struct RealDataTests {
     /// Every built-in strategy over the real Tardis BTCUSDT session, read as CSV and as a converted recording.

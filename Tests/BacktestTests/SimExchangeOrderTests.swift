@@ -1,13 +1,18 @@
 import Backtest
-import Feed
+import Feeds
+import Recording
+import MarketData
+import Exchange
+import Aggregation
+import Pipeline
+import Kafka
+import MarketStreamTesting
+import SimExchange
 import Foundation
 import HummingbirdWSClient
 import Logging
-import Pipeline
-import SimExchange
 import Synchronization
 import Testing
-import TestSupport
 
 @Suite(.timeLimit(.minutes(1))) struct SimExchangeOrderTests {
     @Test func orderFramesRoundTrip() throws {

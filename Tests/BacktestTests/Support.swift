@@ -1,8 +1,14 @@
 import Backtest
-import Feed
-import Foundation
+import Feeds
+import Recording
+import MarketData
+import Exchange
+import Aggregation
 import Pipeline
-import Replay
+import Kafka
+import MarketStreamTesting
+import SimExchange
+import Foundation
 
 /// Submits scripted orders when it sees the trade with a given timestamp, and records every fill.
 struct Scripted: Strategy {

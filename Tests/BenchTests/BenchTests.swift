@@ -1,8 +1,10 @@
 import Bench
-import Foundation
 import Pipeline
+import Kafka
+import MarketData
+import MarketStreamTesting
+import Foundation
 import Testing
-import TestSupport
 
 /// The `bench` executable built next to the tests.
 func benchBinary() -> String? {

@@ -1,5 +1,8 @@
-import Foundation
 import Pipeline
+import Kafka
+import MarketData
+import MarketStreamTesting
+import Foundation
 import Testing
 import Yams
 

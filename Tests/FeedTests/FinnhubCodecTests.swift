@@ -1,5 +1,8 @@
+@testable import Feeds
+@testable import MarketData
+@testable import Exchange
+@testable import Recording
 import Testing
-@testable import Feed
 
 private func decode(_ text: String) throws(FrameDecodingError) -> FinnhubFrame { try FinnhubCodec.decode(text) }
 

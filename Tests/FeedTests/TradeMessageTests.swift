@@ -1,5 +1,8 @@
+import Feeds
+import MarketData
+import Exchange
+import Recording
 import Testing
-import Feed
 
 private func decode(_ text: String) throws(TradeMessageError) -> Trade {
     let bytes = Array(text.utf8)

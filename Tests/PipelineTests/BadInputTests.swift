@@ -1,8 +1,13 @@
-import Feed
-import Foundation
 import Pipeline
+import Kafka
+import Aggregation
+import Feeds
+import MarketData
+import Recording
+import SimExchange
+import MarketStreamTesting
+import Foundation
 import Testing
-import TestSupport
 
 /// Runs an executable to its end with `arguments`; its exit status and everything it printed.
 func runToEnd(_ name: String, _ arguments: [String], timeout: Duration = .seconds(20)) async throws -> (status: Int32?, output: String) {

@@ -1,8 +1,14 @@
+import Pipeline
+import Kafka
+import Aggregation
+import Feeds
+import MarketData
+import Recording
+import SimExchange
+import MarketStreamTesting
 import CRdKafka
 import Foundation
-import Pipeline
 import Testing
-import TestSupport
 
 @Suite("Producer under injected broker faults (librdkafka mock cluster)", .serialized)
 struct BrokerFaultTests {

@@ -1,8 +1,13 @@
-import Feed
-import Foundation
 import Pipeline
+import Kafka
+import Aggregation
+import Feeds
+import MarketData
+import Recording
+import SimExchange
+import MarketStreamTesting
+import Foundation
 import Testing
-import TestSupport
 
 /// A stream into one raw topic made by the real executables, as a user would: real recorded
 /// sessions replayed by `replay` (the Tardis BTCUSDT session from ../shared/data/real when present,

@@ -1,8 +1,14 @@
+@testable import Pipeline
+@testable import Kafka
+@testable import Aggregation
+import Feeds
+import MarketData
+import Recording
+import SimExchange
+import MarketStreamTesting
 import CRdKafka
 import Foundation
-@testable import Pipeline
 import Testing
-import TestSupport
 
 @Suite("Kafka layer against a real broker", .serialized)
 struct KafkaLayerTests {

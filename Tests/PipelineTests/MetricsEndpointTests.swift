@@ -1,10 +1,17 @@
+import Pipeline
+import Kafka
+import Aggregation
+import Feeds
+import MarketData
+import Recording
+import SimExchange
+import MarketStreamTesting
 import Foundation
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
 import Hummingbird
 import Metrics
-import Pipeline
 import Testing
 
 @Suite("Prometheus /metrics endpoint")

@@ -1,10 +1,14 @@
-import Feed
+@testable import Pipeline
+@testable import Kafka
+@testable import Aggregation
+import Feeds
+import MarketData
+import Recording
+import SimExchange
+import MarketStreamTesting
 import Foundation
 import Logging
-@testable import Pipeline
-import SimExchange
 import Testing
-import TestSupport
 
 /// Plain recomputation of one window from the trades of one symbol in arrival order.
 struct ExpectedWindow {
@@ -59,7 +63,7 @@ struct PipelineServiceTests {
         defer { Task { await server.stop() } }
 
         let feed = WebSocketFeed(url: "ws://127.0.0.1:\(port)/?token=t", symbols: ["AAPL", "MSFT", "BINANCE:BTCUSDT"])
-        let ingest = IngestService(feed: feed, publisher: TradePublisher(producer: try KafkaProducer(config: config), topic: raw, source: "test"), logger: Logger(label: "ingest"))
+        let ingest = IngestService(feed: feed, sink: TradePublisher(producer: try KafkaProducer(config: config), topic: raw, source: "test"), logger: Logger(label: "ingest"))
         let ingesting = Task { try await ingest.run() }
         try await Task.sleep(for: .seconds(3))
         await feed.stop()

@@ -1,8 +1,13 @@
-import Feed
-import Foundation
 @testable import Pipeline
+@testable import Kafka
+@testable import Aggregation
+import Feeds
+import MarketData
+import Recording
+import SimExchange
+import MarketStreamTesting
+import Foundation
 import Testing
-import TestSupport
 
 @Suite("Record batches and the pipelined publisher", .serialized)
 struct PipelinedPublisherTests {

@@ -1,8 +1,13 @@
-import Feed
-import Foundation
 import Pipeline
+import Kafka
+import Aggregation
+import Feeds
+import MarketData
+import Recording
+import SimExchange
+import MarketStreamTesting
+import Foundation
 import Testing
-import TestSupport
 
 /// The trades of each line of a recording, read independently of the project's reader.
 func tradesByLine(_ path: String) throws -> [Int: [String]] {

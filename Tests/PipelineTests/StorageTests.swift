@@ -1,7 +1,13 @@
+@testable import Pipeline
+@testable import Kafka
+@testable import Aggregation
+import Feeds
+import MarketData
+import Recording
+import SimExchange
+import MarketStreamTesting
 import Foundation
 import Testing
-import Feed
-@testable import Pipeline
 
 func makeTempDir() throws -> String {
     let p = NSTemporaryDirectory() + "aggcore-test-" + UUID().uuidString

@@ -1,6 +1,12 @@
-import Testing
-import Feed
 @testable import Pipeline
+@testable import Kafka
+@testable import Aggregation
+import Feeds
+import MarketData
+import Recording
+import SimExchange
+import MarketStreamTesting
+import Testing
 
 struct SplitMix64: RandomNumberGenerator {
     var state: UInt64

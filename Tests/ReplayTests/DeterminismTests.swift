@@ -1,10 +1,14 @@
-import Feed
+@testable import Feeds
+@testable import Recording
+import MarketData
+import Pipeline
+import Aggregation
+import Kafka
+import SimExchange
+import MarketStreamTesting
 import Foundation
 import Logging
-import Pipeline
-@testable import Replay
 import Testing
-import TestSupport
 
 @Suite("Aggregated metrics do not depend on replay speed", .serialized)
 struct DeterminismTests {
@@ -19,10 +23,10 @@ struct DeterminismTests {
             try KafkaAdmin(config: kafka).ensureTopics([TopicSpec(name: raw, partitions: 3), TopicSpec(name: metrics, partitions: 3), TopicSpec(name: Topics.priceAlerts, partitions: 2)])
             var options = ReplayOptions(speed: speed)
             options.toNs = header.startNs + 4_000_000_000
-            let session = ReplaySession(path: path, options: options)
+            let session = RecordingFeed(path: path, options: options)
             let publisher = ReplayKafka.pipeline(try ReplayKafka.connect(config: kafka, fileName: session.fileName, topic: raw, ensureTopics: false), speed: speed)
-            let summary = try await session.run { try publisher.publish($0) }
-            try publisher.flush()
+            try await IngestService(feed: session, sink: publisher).run()
+            let summary = try #require(session.summary)
             publisher.close()
             #expect(summary.trades > 50)
 

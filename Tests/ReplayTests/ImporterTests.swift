@@ -1,8 +1,12 @@
-import Feed
+@testable import Feeds
+@testable import Recording
+import MarketData
+import Pipeline
+import Kafka
+import SimExchange
+import MarketStreamTesting
 import Foundation
 import Testing
-@testable import Replay
-import TestSupport
 
 /// Converts with `importer`, reads the recording back and decodes every trade.
 func importAndRead(_ importer: some TradeImporter) throws -> (ImportStats, [RecordedFrame], [Trade]) {

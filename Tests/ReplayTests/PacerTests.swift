@@ -1,7 +1,13 @@
+@testable import Feeds
+@testable import Recording
+import MarketData
+import Pipeline
+import Kafka
+import SimExchange
+import MarketStreamTesting
 import Foundation
 import Synchronization
 import Testing
-@testable import Replay
 
 final class FakeClock: PacerClock {
     struct State { var now: UInt64; var sleeps: [UInt64] = [] }

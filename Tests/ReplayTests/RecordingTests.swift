@@ -1,6 +1,12 @@
+@testable import Feeds
+@testable import Recording
+import MarketData
+import Pipeline
+import Kafka
+import SimExchange
+import MarketStreamTesting
 import Foundation
 import Testing
-@testable import Replay
 
 let sampleFrames = [
     #"{"type":"trade","data":[{"s":"BINANCE:BTCUSDT","p":7296.89,"t":1575526691134,"v":0.011467,"c":null}]}"#,

@@ -1,11 +1,13 @@
-import Feed
-import Foundation
+@testable import Feeds
+@testable import Recording
+import MarketData
 import Pipeline
+import Kafka
 import SimExchange
+import MarketStreamTesting
+import Foundation
 import Synchronization
-import TestSupport
 import Testing
-@testable import Replay
 
 extension RecordedTradeSource: TradeSource {}
 
@@ -34,10 +36,10 @@ func makeRecording(_ path: String, count: Int, stepNs: Int64, start: Int64 = 1_7
 
 /// Records `server` (already started) for `seconds`.
 func capture(port: Int, symbols: [String], seconds: Double, to path: String) async throws -> RecordSummary {
-    var o = RecordOptions(url: "ws://127.0.0.1:\(port)/?token=t", symbols: symbols, output: path)
+    var o = RecordOptions(output: path, symbols: symbols)
     o.duration = .milliseconds(Int64(seconds * 1000))
-    o.reconnect = false
-    return try await FrameRecorder(options: o).run()
+    let feed = WebSocketFeed(url: "ws://127.0.0.1:\(port)/?token=t", symbols: symbols, reconnect: Backoff(maxAttempts: 1))
+    return try await FeedRecorder(feed: feed, options: o).run()
 }
 
 @Suite(.serialized) struct ReplaySessionTests {
@@ -62,10 +64,10 @@ func capture(port: Int, symbols: [String], seconds: Double, to path: String) asy
         let kafka = try TestBroker.config()
         let topic = TestBroker.unique("replay-rt")
         try KafkaAdmin(config: kafka).ensureTopics([TopicSpec(name: topic, partitions: 3)])
-        let session = ReplaySession(path: path, options: ReplayOptions(speed: .max))
+        let session = RecordingFeed(path: path, options: ReplayOptions(speed: .max))
         let publisher = ReplayKafka.pipeline(try ReplayKafka.connect(config: kafka, fileName: session.fileName, topic: topic, ensureTopics: false, headers: true),
                                              speed: .max)
-        let summary = try await session.run { try publisher.publish($0) }
+        let summary = try await session.replay { try publisher.publish($0) }
         try publisher.flush()
         publisher.close()
         #expect(summary.trades == expected.count)
@@ -85,10 +87,10 @@ func capture(port: Int, symbols: [String], seconds: Double, to path: String) asy
     func pacingIsDriftFree(speed: Double) async throws {
         let path = tempDir() + "/pace.jsonl"
         try makeRecording(path, count: 601, stepNs: 100_000_000)  // 60 s of recorded time
-        let session = ReplaySession(path: path, options: ReplayOptions(speed: .factor(speed)))
+        let session = RecordingFeed(path: path, options: ReplayOptions(speed: .factor(speed)))
         let t0 = ContinuousClock.now
         var n = 0
-        let summary = try await session.run { n += $0.count }
+        let summary = try await session.replay { n += $0.count }
         let wall = ContinuousClock.now - t0
         let scheduled = 60.0 / speed
         #expect(n == 601 && summary.trades == 601)
@@ -108,7 +110,7 @@ func capture(port: Int, symbols: [String], seconds: Double, to path: String) asy
         o.toNs = start + 19_000_000
         o.symbols = ["AAPL"]
         var got: [Trade] = []
-        let s = try await ReplaySession(path: path, options: o).run { got += $0 }
+        let s = try await RecordingFeed(path: path, options: o).replay { got += $0 }
         let all = try recordedTrades(path)
         #expect(got == Array(all[10...19]).filter { $0.symbol == "AAPL" })
         #expect(s.framesRead == 10 + 0)
@@ -116,7 +118,7 @@ func capture(port: Int, symbols: [String], seconds: Double, to path: String) asy
         loop.loop = true
         loop.maxPasses = 3
         var count = 0
-        let ls = try await ReplaySession(path: path, options: loop).run { count += $0.count }
+        let ls = try await RecordingFeed(path: path, options: loop).replay { count += $0.count }
         #expect(count == 300 && ls.passes == 3)
         #expect(abs(ls.driftNs) < 50_000_000)
     }
@@ -124,7 +126,7 @@ func capture(port: Int, symbols: [String], seconds: Double, to path: String) asy
     @Test func cancellationStopsAndSummarizes() async throws {
         let path = tempDir() + "/c.jsonl"
         try makeRecording(path, count: 100, stepNs: 1_000_000_000)
-        let task = Task { try await ReplaySession(path: path, options: ReplayOptions(speed: .factor(1))).run { _ in } }
+        let task = Task { try await RecordingFeed(path: path, options: ReplayOptions(speed: .factor(1))).replay { _ in } }
         try await Task.sleep(for: .milliseconds(300))
         task.cancel()
         let s = try await task.value
@@ -167,11 +169,11 @@ func capture(port: Int, symbols: [String], seconds: Double, to path: String) asy
         let kafka = try TestBroker.config()
         let topic = TestBroker.unique("replay-nh")
         try KafkaAdmin(config: kafka).ensureTopics([TopicSpec(name: topic, partitions: 1)])
-        let session = ReplaySession(path: path, options: ReplayOptions(speed: .max))
+        let session = RecordingFeed(path: path, options: ReplayOptions(speed: .max))
         for headers in [true, nil] {
             let publisher = try headers.map { try ReplayKafka.connect(config: kafka, fileName: session.fileName, topic: topic, ensureTopics: false, headers: $0) }
                 ?? ReplayKafka.connect(config: kafka, fileName: session.fileName, topic: topic, ensureTopics: false)
-            _ = try await session.run { try publisher.publish($0) }
+            _ = try await session.replay { try publisher.publish($0) }
             try publisher.flush()
         }
         let consumer = try KafkaConsumer(config: kafka, groupID: TestBroker.unique("g"), topics: [topic])
@@ -197,7 +199,7 @@ func capture(port: Int, symbols: [String], seconds: Double, to path: String) asy
         let stats = try TardisTradesImporter(path: csv).convert(to: out)
         #expect(stats.tradesWritten == 3 && stats.framesWritten == 2)
         var got: [Trade] = []
-        let s = try await ReplaySession(path: out, options: ReplayOptions(speed: .factor(10))).run { got += $0 }
+        let s = try await RecordingFeed(path: out, options: ReplayOptions(speed: .factor(10))).replay { got += $0 }
         #expect(got == (try recordedTrades(out)))
         #expect(got.map(\.symbol) == Array(repeating: "BINANCE:BTCUSDT", count: 3))
         #expect(got.map(\.price) == [9700.5, 9700.25, 9701])
@@ -210,7 +212,7 @@ func capture(port: Int, symbols: [String], seconds: Double, to path: String) asy
         let realOut = dir + "/tardis.jsonl.gz"
         let rs = try TardisTradesImporter(path: real + "/tardis_binance-futures_BTCUSDT_trades_2020-02-22.csv").convert(to: realOut)
         var n = 0, first: Trade?, last: Trade?
-        let summary = try await ReplaySession(path: realOut, options: ReplayOptions(speed: .max)).run { t in
+        let summary = try await RecordingFeed(path: realOut, options: ReplayOptions(speed: .max)).replay { t in
             n += t.count; if first == nil { first = t.first }; last = t.last
         }
         #expect(n == rs.tradesWritten && n == 9_999 && summary.skippedLines == 0)
@@ -223,7 +225,7 @@ func capture(port: Int, symbols: [String], seconds: Double, to path: String) asy
     func runExpectingFailure(_ path: String, skipBad: Bool = false) async -> ReplayFailure? {
         var o = ReplayOptions(speed: .max)
         o.skipBad = skipBad
-        do { _ = try await ReplaySession(path: path, options: o).run { _ in }; return nil } catch {
+        do { _ = try await RecordingFeed(path: path, options: o).replay { _ in }; return nil } catch {
             return error as? ReplayFailure
         }
     }
@@ -239,7 +241,7 @@ func capture(port: Int, symbols: [String], seconds: Double, to path: String) asy
         var o = ReplayOptions(speed: .max)
         o.skipBad = true
         var n = 0
-        let s = try await ReplaySession(path: path, options: o).run { n += $0.count }
+        let s = try await RecordingFeed(path: path, options: o).replay { n += $0.count }
         #expect(n == 3 && s.skippedLines == 3, "\(s.problems)")
         #expect(s.problems.contains { $0.hasPrefix("bad.jsonl:5: frame does not decode") })
         #expect(s.problems.contains { $0.hasPrefix("bad.jsonl:6: recv_ns 4 is earlier") })
@@ -257,7 +259,7 @@ func capture(port: Int, symbols: [String], seconds: Double, to path: String) asy
         writeText(path, headerLine.replacingOccurrences(of: #""version":1"#, with: #""version":7"#) + "\n")
         let e = await runExpectingFailure(path)
         #expect(e?.description == "v7.jsonl:1: unsupported recording version 7, this build reads version 1")
-        #expect(throws: ReplayFailure.self) { try ReplaySession(path: path, options: ReplayOptions()).check() }
+        #expect(throws: ReplayFailure.self) { try RecordingFeed(path: path, options: ReplayOptions()).check() }
     }
 
     @Test func truncatedGzipNamesFileAndLine() async throws {
@@ -275,12 +277,12 @@ func capture(port: Int, symbols: [String], seconds: Double, to path: String) asy
         var o = ReplayOptions(speed: .max)
         o.skipBad = true
         var n = 0
-        let s = try await ReplaySession(path: cut, options: o).run { n += $0.count }
+        let s = try await RecordingFeed(path: cut, options: o).replay { n += $0.count }
         #expect(n > 100 && n < 2000 && s.skippedLines == 1)
     }
 
     @Test func missingFileAndUnreachableBrokerAreOneLine() async throws {
-        let e = #expect(throws: ReplayFailure.self) { try ReplaySession(path: "/nonexistent/x.jsonl", options: ReplayOptions()).check() }
+        let e = #expect(throws: ReplayFailure.self) { try RecordingFeed(path: "/nonexistent/x.jsonl", options: ReplayOptions()).check() }
         #expect(e?.description == "/nonexistent/x.jsonl: no such file")
         let t0 = ContinuousClock.now
         let k = #expect(throws: ReplayFailure.self) {

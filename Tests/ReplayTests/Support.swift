@@ -1,5 +1,11 @@
+@testable import Feeds
+@testable import Recording
+import MarketData
+import Pipeline
+import Kafka
+import SimExchange
+import MarketStreamTesting
 import Foundation
-@testable import Replay
 
 func tempDir() -> String {
     let d = FileManager.default.temporaryDirectory.appendingPathComponent("replaycore-\(UUID().uuidString)").path

@@ -1,6 +1,8 @@
-import Testing
 @testable import SimExchange
-@testable import Feed
+@testable import Feeds
+@testable import MarketData
+@testable import Exchange
+import Testing
 
 private let start: Int64 = 1_680_000_000_000
 private let symbols = ["AAPL", "MSFT", "BINANCE:BTCUSDT", "TSLA", "OANDA:EUR_USD"]

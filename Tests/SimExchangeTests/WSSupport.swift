@@ -1,7 +1,9 @@
-import Feed
+import SimExchange
+import Feeds
+import MarketData
+import Exchange
 import Foundation
 import Logging
-import SimExchange
 import Synchronization
 import Testing
 
@@ -15,14 +17,15 @@ final class Box<Value: Sendable>: Sendable {
 final class EventLog: Sendable {
     let events = Box<[FeedEvent]>([])
     let finished = Box(false)
-    let task: Task<Void, Never>
+    let feed: any Feed
 
-    init(_ feed: some Feed) {
-        let events = self.events, finished = self.finished
-        task = Task {
-            for await e in feed.events { events.withLock { $0.append(e) } }
-            finished.withLock { $0 = true }
-        }
+    init(_ feed: some Feed) { self.feed = feed }
+
+    /// Runs the feed, keeping every event it delivers.
+    func run() async throws {
+        defer { finished.withLock { $0 = true } }
+        let events = self.events
+        try await feed.run(frames: false) { e in events.withLock { $0.append(e) } }
     }
 
     var snapshot: [FeedEvent] { events.withLock { $0 } }

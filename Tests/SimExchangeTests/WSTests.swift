@@ -1,6 +1,8 @@
-import Feed
-import Foundation
 import SimExchange
+import Feeds
+import MarketData
+import Exchange
+import Foundation
 import Testing
 
 @Suite(.timeLimit(.minutes(1)))
@@ -17,7 +19,7 @@ struct WSTests {
         }
         let feed = WebSocketFeed(url: "ws://127.0.0.1:\(port)?token=abc", token: nil, symbols: symbols, reconnect: fastBackoff, logger: quietLogger)
         let log = EventLog(feed)
-        let runner = Task { try await feed.run() }
+        let runner = Task { try await log.run() }
         #expect(await log.wait { _ in log.trades.count >= 600 })
 
         var market = SyntheticMarket(seed: 7, symbols: symbols, startMilliseconds: start, tradesPerSecond: 3000)
@@ -53,7 +55,7 @@ struct WSTests {
         }
         let feed = WebSocketFeed(url: "ws://127.0.0.1:\(port)/", token: "t", symbols: ["AAPL", "MSFT"], reconnect: fastBackoff, logger: quietLogger)
         let log = EventLog(feed)
-        let runner = Task { try await feed.run() }
+        let runner = Task { try await log.run() }
         #expect(await log.wait(timeout: .seconds(20)) { count($0, isGap) >= 10 && count($0, isConnected) >= 11 })
         await feed.stop()
         _ = await runner.result
@@ -79,7 +81,7 @@ struct WSTests {
         }
         let feed = WebSocketFeed(url: "ws://127.0.0.1:\(port)", symbols: ["AAPL"], reconnect: fastBackoff, logger: quietLogger)
         let log = EventLog(feed)
-        let runner = Task { try await feed.run() }
+        let runner = Task { try await log.run() }
         let malformed: (FeedEvent) -> Bool = { if case .malformedFrame = $0 { true } else { false } }
         #expect(await log.wait { count($0, malformed) >= 3 && count($0, isTrades) >= 6 })
         #expect(count(log.snapshot, isConnected) == 1)
@@ -107,7 +109,7 @@ struct WSTests {
         }
         let feed = WebSocketFeed(url: "wss://127.0.0.1:\(port)", token: "x", symbols: ["AAPL"], reconnect: fastBackoff, trustRootsPEM: cert, logger: quietLogger)
         let log = EventLog(feed)
-        let runner = Task { try await feed.run() }
+        let runner = Task { try await log.run() }
         #expect(await log.wait { _ in log.trades.count >= 20 })
         #expect(log.trades.allSatisfy { $0.symbol == "AAPL" })
         await feed.stop()
@@ -120,7 +122,7 @@ struct WSTests {
         let secret = "wrong-token-Zq81"
         let feed = WebSocketFeed(url: "ws://127.0.0.1:\(port)", token: secret, reconnect: fastBackoff, logger: quietLogger)
         let log = EventLog(feed)
-        await #expect(throws: FeedError.unauthorized) { try await feed.run() }
+        await #expect(throws: FeedError.unauthorized) { try await log.run() }
         #expect(await log.wait { _ in log.finished.withLock { $0 } })
         let events = log.snapshot
         let errors = events.compactMap { if case .error(let e) = $0 { e } else { nil } }

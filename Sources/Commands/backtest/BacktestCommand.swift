@@ -1,9 +1,17 @@
-import ArgumentParser
 import Backtest
-import Dispatch
-import Feed
-import Foundation
+import Exchange
+import Aggregation
 import Pipeline
+import Kafka
+import Feeds
+import MarketData
+import CLI
+import ArgumentParser
+import Dispatch
+import Foundation
+import Logging
+import ServiceLifecycle
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -114,7 +122,6 @@ struct Paper: AsyncParsableCommand {
     @Flag(help: "Print every fill to stderr.") var verbose = false
 
     func run() async throws {
-        SignalExit.install()
         let config: BacktestConfig
         var options = PaperOptions()
         var kafka = KafkaConfig.from(settings: Settings.load())
@@ -132,15 +139,21 @@ struct Paper: AsyncParsableCommand {
         options.maxTrades = maxTrades
         let onFill: (@Sendable (Fill) -> Void)? = verbose ? Self.printFill : nil
         let opts = options, k = kafka, name = engine.strategy, params = engine.params + extra
-        do { _ = try KafkaAdmin(config: kafka).topics(timeout: .seconds(10)) } catch { throw fail(error.description) }
-        let result: BacktestResult
+        let result = Mutex<BacktestResult?>(nil)
         do {
-            result = try await runCancellableOnSignal { () async throws -> BacktestResult in
-                try await Self.paper(kafka: k, options: opts, strategy: name, parameters: params, config: config, onFill: onFill)
+            try await Lifecycle.run("backtest-paper", logger: Logger(label: "backtest")) {
+                _ = try await interruptible { try KafkaAdmin(config: k).topics(timeout: .seconds(10)) }
+                let r = try await cancelWhenGracefulShutdown {
+                    try await Self.paper(kafka: k, options: opts, strategy: name, parameters: params, config: config, onFill: onFill)
+                }
+                result.withLock { $0 = r }
             }
+        } catch let error as ExitCode {
+            throw error
         } catch {
             throw fail((error as? BacktestFailure)?.description ?? (error as? KafkaError)?.description ?? "\(error)")
         }
+        guard let result = result.withLock({ $0 }) else { return }
         do { try engine.output(result) } catch { throw fail(error.description) }
     }
 

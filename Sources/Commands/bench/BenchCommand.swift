@@ -1,8 +1,10 @@
-import ArgumentParser
 import Bench
-import Feed
-import Foundation
 import Pipeline
+import Kafka
+import MarketData
+import CLI
+import ArgumentParser
+import Foundation
 
 @main
 struct BenchCommand: AsyncParsableCommand {

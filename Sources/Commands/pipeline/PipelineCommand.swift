@@ -1,9 +1,14 @@
+import Pipeline
+import Kafka
+import Feeds
+import Aggregation
+import MarketData
+import CLI
 import ArgumentParser
-import Feed
 import Foundation
 import Logging
-import Pipeline
 import ServiceLifecycle
+import Synchronization
 
 @main
 struct PipelineCommand: AsyncParsableCommand {
@@ -22,24 +27,22 @@ struct PipelineCommand: AsyncParsableCommand {
 }
 
 struct KafkaOptions: ParsableArguments {
-    @Option(help: "Kafka bootstrap servers (overrides KAFKA_BOOTSTRAP_SERVERS).") var bootstrapServers: String?
-    @Option(name: .customShort("X"), help: "A librdkafka property, key=value (repeatable).") var properties: [String] = []
+    @OptionGroup var kafka: KafkaFlags
     @Option(help: "Prometheus /metrics port (0: none).") var metricsPort: Int?
     @Option(help: "Address the /metrics endpoint listens on.") var metricsHost = "127.0.0.1"
     @Option(help: "Log format: text or json.") var logFormat: LogFormat = .text
-    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel: String = "info"
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel = LogLevelArgument(.info)
 
     var settings: Settings { Settings.load() }
 
     func validate() throws {
         if let metricsPort, let reason = FlagCheck.port(metricsPort, flag: "--metrics-port") { throw ValidationError(reason) }
-        if let reason = FlagCheck.logLevel(logLevel) { throw ValidationError(reason) }
     }
 
     func kafkaConfig() throws -> KafkaConfig {
         var config = KafkaConfig.from(settings: settings)
-        if let bootstrapServers { config.bootstrapServers = bootstrapServers }
-        for p in properties { try config.set(p) }
+        if let bootstrapServers = kafka.bootstrapServers { config.bootstrapServers = bootstrapServers }
+        for p in kafka.properties { try config.set(p) }
         return config
     }
 
@@ -49,12 +52,11 @@ struct KafkaOptions: ParsableArguments {
     /// Checks that `service`'s /metrics port is free, then installs logging and the Prometheus
     /// metrics backend; call before connecting to anything or creating any service.
     func bootstrapLogging(service: String) throws {
-        SignalExit.install()
         if let reason = FlagCheck.bindable(host: metricsHost, port: metricsPort(for: service), flag: "--metrics-port") {
             throw ValidationError(reason + " (another \(service) running? pass --metrics-port 0 for none, or another port)")
         }
         _ = MetricsEndpoint.registry
-        let level = Logger.Level(rawValue: logLevel) ?? .info
+        let level = logLevel.level
         let format = logFormat
         LoggingSystem.bootstrap { label in
             var handler: any LogHandler = format == .json ? JSONLogHandler(label: label) : StreamLogHandler.standardError(label: label)
@@ -63,47 +65,39 @@ struct KafkaOptions: ParsableArguments {
         }
     }
 
-    /// Fails fast, in one line, when no broker answers.
-    func checkReachable(_ config: KafkaConfig) throws {
-        _ = try KafkaAdmin(config: config).topics(timeout: .seconds(10))
+    /// Fails fast, in one line, when no broker answers; a signal while it waits ends the command (status 130).
+    func checkReachable(_ config: KafkaConfig) async throws {
+        _ = try await interruptible { try KafkaAdmin(config: config).topics(timeout: .seconds(10)) }
     }
 }
 
 enum LogFormat: String, ExpressibleByArgument { case text, json }
 
-/// Runs `body` as a service beside the metrics endpoint; SIGINT/SIGTERM call `stop` (graceful),
-/// a second signal exits the process.
-func runServices(_ name: String, options: KafkaOptions, stop: @escaping @Sendable () async -> Void, _ body: @escaping @Sendable () async throws -> Void) async throws {
+/// Runs the service `make` builds (connecting happens inside, so a signal while connecting ends the
+/// command at once) beside the metrics endpoint, in one ``Lifecycle`` group.
+func runServices(_ name: String, options: KafkaOptions, _ make: @escaping @Sendable () async throws -> any Service) async throws {
     let logger = Logger(label: name)
-    var services: [any Service] = [FunctionService(name: name, body: body, stop: stop)]
+    var services: [any Service] = [ServiceBody(name: name) { try await make().run() }]
     let port = options.metricsPort(for: name)
     if port > 0 {
         _ = MetricsEndpoint.registry
         services.append(MetricsEndpoint.application(host: options.metricsHost, port: port))
         logger.info("metrics on http://\(options.metricsHost):\(port)/metrics")
     }
-    SignalExit.started()
-    let group = ServiceGroup(configuration: .init(
-        services: services.map { .init(service: $0, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup) },
-        gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-    try await group.run()
-}
-
-struct FunctionService: Service {
-    let name: String
-    let body: @Sendable () async throws -> Void
-    let stop: @Sendable () async -> Void
-    func run() async throws {
-        try await withGracefulShutdownHandler { try await body() } onGracefulShutdown: { Task { await stop() } }
-    }
+    try await Lifecycle.run(services, logger: logger)
 }
 
 struct EnsureTopics: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "ensure-topics", abstract: "Create the pipeline's topics where missing (existing ones are left alone).")
     @OptionGroup var kafka: KafkaOptions
     func run() async throws {
-        SignalExit.install()
-        let statuses = try KafkaAdmin(config: try kafka.kafkaConfig()).ensureTopics()
+        let config = try kafka.kafkaConfig()
+        let result = Mutex<[TopicStatus]>([])
+        try await Lifecycle.run("ensure-topics", logger: Logger(label: "ensure-topics")) {
+            let got = try await interruptible { try KafkaAdmin(config: config).ensureTopics() }
+            result.withLock { $0 = got }
+        }
+        let statuses = result.withLock { $0 }
         for s in statuses {
             switch s.outcome {
             case .created: print("created \(s.name)")
@@ -115,44 +109,38 @@ struct EnsureTopics: AsyncParsableCommand {
 
 struct Produce: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Stream trades from a Finnhub-compatible WebSocket into raw-market-data.",
-        discussion: "Without --url: live Finnhub (wss://ws.finnhub.io) with FINNHUB_API_KEY from the environment or .env; with --url any Finnhub-compatible server, e.g. ws://127.0.0.1:9001/?token=x (sim-exchange).")
+        abstract: "Move trades from any source into raw-market-data: live Finnhub, a Finnhub-compatible WebSocket, recordings, the synthetic market.",
+        discussion: """
+        The same ingest service as `replay`: one message per trade, keyed by symbol, the Kafka timestamp the trade time.
+        Without a source flag: live Finnhub (wss://ws.finnhub.io) with FINNHUB_API_KEY from the environment or .env.
+
+        Examples:
+          pipeline produce                                              # live Finnhub
+          pipeline produce --url ws://127.0.0.1:9001/?token=x           # sim-exchange
+          pipeline produce --recording recordings/btc.jsonl --speed 10x # same as: replay recordings/btc.jsonl --speed 10x
+          pipeline produce --synthetic --rate max --trades 1000000      # load test without sockets
+        """)
     @OptionGroup var kafka: KafkaOptions
-    @Option(help: "WebSocket URL (default: FINNHUB_URL, else live Finnhub).") var url: String?
-    @Option(help: "Comma-separated symbols (default: SYMBOLS, else AAPL,GOOGL,MSFT,TSLA).") var symbols: String?
+    @OptionGroup var source: SourceFlags
     @Option(help: "Kafka topic to write.") var topic = Topics.rawMarketData
-    @Option(help: "Source name for the `source` header (with --headers).") var source: String?
+    @Option(help: "Source name for the `source` header (with --headers).") var sourceName: String?
     @Flag(help: "Mark each message with the headers source and ingest_time (Unix ms); off by default, since librdkafka allocates every header per message.")
     var headers = false
 
-    func validate() throws {
-        if let url {
-            guard let parsed = URLComponents(string: url), ["ws", "wss"].contains(parsed.scheme?.lowercased() ?? ""),
-                  let host = parsed.host, !host.isEmpty else {
-                throw ValidationError("--url must be a ws:// or wss:// URL with a host, e.g. ws://127.0.0.1:9001/?token=x; got '\(url)'")
-            }
-        }
-        if let symbols, symbols.split(separator: ",").allSatisfy({ $0.allSatisfy(\.isWhitespace) }) {
-            throw ValidationError("--symbols lists no symbol; give at least one, e.g. --symbols AAPL,MSFT")
-        }
-    }
-
     func run() async throws {
         try kafka.bootstrapLogging(service: "producer")
-        let settings = kafka.settings
-        let target = url ?? settings["FINNHUB_URL"]
-        let token = settings["FINNHUB_API_KEY"]
-        if target == nil && token == nil {
-            throw ValidationError("FINNHUB_API_KEY is not set (environment or .env): set it for live Finnhub, or pass --url ws://127.0.0.1:9001/?token=x for sim-exchange")
-        }
-        let list = (symbols ?? settings["SYMBOLS"])?.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } ?? ServiceDefaults.symbols
+        let feed = try source.makeFeed(kafka.settings)
         let config = try kafka.kafkaConfig()
-        try kafka.checkReachable(config)
-        try KafkaAdmin(config: config).ensureTopics()
-        let feed = WebSocketFeed(url: target ?? "wss://ws.finnhub.io", token: target == nil ? token : nil, symbols: list)
-        let publisher = TradePublisher(producer: try KafkaProducer(config: config), topic: topic, source: source ?? (target == nil ? "finnhub" : feed.displayURL), headers: headers)
-        let ingest = IngestService(feed: feed, publisher: publisher, logger: Logger(label: "producer"))
-        try await runServices("producer", options: kafka, stop: { await feed.stop() }) { try await ingest.run() }
+        let (topic, headers) = (topic, headers)
+        let name = sourceName ?? (source.url == nil && source.recording.isEmpty && !source.synthetic ? "finnhub" : feed.source)
+        let fast = (!source.recording.isEmpty && source.speed.speed == .max) || (source.synthetic && source.rate == "max")
+        try await runServices("producer", options: kafka) {
+            try await kafka.checkReachable(config)
+            try await interruptible { _ = try KafkaAdmin(config: config).ensureTopics() }
+            let publisher = TradePublisher(producer: try KafkaProducer(config: config), topic: topic, source: name, headers: headers)
+            let sink = ReplayKafka.pipeline(publisher, speed: fast ? .max : .factor(1))
+            return IngestService(feed: feed, sink: sink, logger: Logger(label: "producer"))
+        }
     }
 }
 
@@ -161,9 +149,9 @@ struct ConsumerOptions: ParsableArguments {
     @Option(help: "Topic to read.") var topic = Topics.rawMarketData
 }
 
-func makeConsumerService(_ kind: String, kafka: KafkaOptions, consumer: ConsumerOptions) throws -> ConsumerService {
+func makeConsumerService(_ kind: String, kafka: KafkaOptions, consumer: ConsumerOptions) async throws -> ConsumerService {
     let config = try kafka.kafkaConfig()
-    try kafka.checkReachable(config)
+    try await kafka.checkReachable(config)
     var options = ConsumerService.Options(groupID: consumer.group ?? ServiceDefaults.consumerGroups[kind]!)
     options.topic = consumer.topic
     return try ConsumerService(config: config, options: options, logger: Logger(label: kind))
@@ -176,8 +164,10 @@ struct LoggerCommand: AsyncParsableCommand {
     @Flag(help: "Print the per-second summaries only.") var quiet = false
     func run() async throws {
         try kafka.bootstrapLogging(service: "logger")
-        let service = LoggerService(service: try makeConsumerService("logger", kafka: kafka, consumer: consumer), quiet: quiet)
-        try await runServices("logger", options: kafka, stop: { service.service.consumer.finish() }) { try await service.run() }
+        let (kafka, consumer, quiet) = (kafka, consumer, quiet)
+        try await runServices("logger", options: kafka) {
+            LoggerService(service: try await makeConsumerService("logger", kafka: kafka, consumer: consumer), quiet: quiet)
+        }
     }
 }
 
@@ -231,8 +221,10 @@ struct Aggregator: AsyncParsableCommand {
     @OptionGroup var aggregation: AggregatorOptions
     func run() async throws {
         try kafka.bootstrapLogging(service: "aggregator")
-        let service = try AggregatorService(service: try makeConsumerService("aggregator", kafka: kafka, consumer: consumer), options: try aggregation.options())
-        try await runServices("aggregator", options: kafka, stop: { service.service.consumer.finish() }) { try await service.run() }
+        let (kafka, consumer, options) = (kafka, consumer, try aggregation.options())
+        try await runServices("aggregator", options: kafka) {
+            try AggregatorService(service: try await makeConsumerService("aggregator", kafka: kafka, consumer: consumer), options: options)
+        }
     }
 }
 
@@ -275,8 +267,10 @@ struct Storage: AsyncParsableCommand {
         do { try StorageService.prepareFolder(options, topic: consumer.topic) } catch {
             throw ValidationError("--data-dir \(options.dataDir): \(error)")
         }
-        let service = try StorageService(service: try makeConsumerService("storage", kafka: kafka, consumer: consumer), options: options)
-        try await runServices("storage", options: kafka, stop: { service.service.consumer.finish() }) { try await service.run() }
+        let (kafka, consumer) = (kafka, consumer)
+        try await runServices("storage", options: kafka) {
+            try StorageService(service: try await makeConsumerService("storage", kafka: kafka, consumer: consumer), options: options)
+        }
     }
 }
 
@@ -288,17 +282,18 @@ struct Consumers: AsyncParsableCommand {
     func run() async throws {
         try kafka.bootstrapLogging(service: "consumers")
         let none = try ConsumerOptions.parse([])
-        let logger = LoggerService(service: try makeConsumerService("logger", kafka: kafka, consumer: none), quiet: true)
-        let aggregator = try AggregatorService(service: try makeConsumerService("aggregator", kafka: kafka, consumer: none), options: try aggregation.options())
-        let store = try StorageService(service: try makeConsumerService("storage", kafka: kafka, consumer: none), options: storage.options(kafka.settings))
-        try await runServices("consumers", options: kafka, stop: {
-            logger.service.consumer.finish(); aggregator.service.consumer.finish(); store.service.consumer.finish()
-        }) {
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                group.addTask { try await logger.run() }
-                group.addTask { try await aggregator.run() }
-                group.addTask { try await store.run() }
-                try await group.waitForAll()
+        let (kafka, aggregatorOptions, storageOptions) = (kafka, try aggregation.options(), storage.options(kafka.settings))
+        try await runServices("consumers", options: kafka) {
+            let logger = LoggerService(service: try await makeConsumerService("logger", kafka: kafka, consumer: none), quiet: true)
+            let aggregator = try AggregatorService(service: try await makeConsumerService("aggregator", kafka: kafka, consumer: none), options: aggregatorOptions)
+            let store = try StorageService(service: try await makeConsumerService("storage", kafka: kafka, consumer: none), options: storageOptions)
+            return ServiceBody(name: "consumers") {
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    group.addTask { try await logger.run() }
+                    group.addTask { try await aggregator.run() }
+                    group.addTask { try await store.run() }
+                    try await group.waitForAll()
+                }
             }
         }
     }

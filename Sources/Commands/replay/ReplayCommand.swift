@@ -1,10 +1,15 @@
+import Pipeline
+import Kafka
+import Feeds
+import Recording
+import MarketData
+import CLI
+import Logging
+import ServiceLifecycle
 import ArgumentParser
 import Synchronization
 import Dispatch
-import Feed
 import Foundation
-import Pipeline
-import Replay
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -61,13 +66,19 @@ struct Play: AsyncParsableCommand {
         abstract: "Publish a recording's trades to Kafka (raw-market-data), paced by the recorded receive times.",
         discussion: """
             Frame i is released at W0 + (recv_ns_i - recv_ns_0) / speed on one absolute schedule (no sleep drift). \
-            Trades go through the live-mode TradePublisher (one message per trade, keyed by symbol, header \
-            source=replay:<file name>). On a terminal a progress line updates in place; otherwise a line every 5 s \
-            goes to stderr. Ctrl-C stops, flushes and prints the summary.
+            Trades go through the same ingest service as `pipeline produce` (one message per trade, keyed by symbol). \
+            Several files make one session: frames in receive-time order, a tie going to the file named first. \
+            On a terminal a progress line updates in place; otherwise a line every 5 s goes to stderr. Ctrl-C \
+            stops, flushes and prints the summary; a second Ctrl-C exits at once.
+
+            Examples:
+              replay recordings/btc.jsonl --speed 10x
+              replay recordings/aapl.jsonl recordings/btc.jsonl --speed max --dry-run | head
+              replay session.jsonl.gz --from 2024-08-08T23:55:00Z --to 1723161600000 --symbols AAPL
             """)
 
-    @Argument(help: "Recording (.jsonl or .jsonl.gz).") var file: String
-    @Option(parsing: .unconditional, help: "10x, 1x, 0.5x, … or max (as fast as Kafka takes it).") var speed = "1x"
+    @Argument(help: "Recordings (.jsonl or .jsonl.gz); several are merged in time order.") var files: [String]
+    @Option(parsing: .unconditional, help: "10x, 1x, 0.5x, … or max (as fast as Kafka takes it).") var speed = SpeedArgument(.factor(1))
     @Option(help: "Start at this receive time (ISO-8601 or Unix ms).") var from: String?
     @Option(help: "Stop after this receive time (ISO-8601 or Unix ms).") var to: String?
     @Option(help: "Only these symbols (comma-separated).") var symbols: String?
@@ -76,95 +87,95 @@ struct Play: AsyncParsableCommand {
     @Flag(help: "Start over at the end, on one continuous schedule, until Ctrl-C.") var loop = false
     @Flag(help: "Decode and pace, but print the trades as JSON lines to stdout instead of producing.") var dryRun = false
     @Flag(help: "Skip (and count) bad lines instead of failing.") var skipBad = false
-    @Option(help: "Kafka bootstrap servers (default: KAFKA_BOOTSTRAP_SERVERS from the environment or .env, else 127.0.0.1:9092).")
-    var bootstrapServers: String?
-    @Option(name: .customShort("X"), help: "librdkafka property key=value (repeatable).") var properties: [String] = []
+    @OptionGroup var kafka: KafkaFlags
     @Option(help: "Create the pipeline topics when missing.") var ensureTopics = true
     @Option(help: "Kafka topic.") var topic = Topics.rawMarketData
     @Flag(inversion: .prefixedNo, help: "Mark each message with the headers source=replay:FILE and ingest_time (Unix ms), as `pipeline produce --headers` does; off by default, since they double the producer's CPU per message (see docs/BENCH.md).")
     var headers = false
     @Flag(help: "No progress output.") var quiet = false
 
-    func run() async throws {
-        SignalExit.install()
-        let opts: ReplayOptions
-        do { opts = try makeOptions() } catch { throw fail(error.description) }
-        let session = ReplaySession(path: file, options: opts)
-        do { _ = try session.check() } catch { throw fail(error.description) }
-
-        var publisher: TradePublisher?
-        let watch = DeliveryWatch()
-        if !dryRun {
-            var config = KafkaConfig.from(settings: Settings.load())
-            if let bootstrapServers { config.bootstrapServers = bootstrapServers }
-            for p in properties { do { try config.set(p) } catch { throw fail("-X \(p): \(error.message)") } }
-            let quiet = quiet
-            let onFailure: @Sendable (KafkaError) -> Void = { error in
-                let first = watch.failures.withLock { f -> Bool in f.count += 1; if f.first == nil { f.first = error.description; return true }; return false }
-                if first && !quiet { writeStderr("\nreplay: Kafka did not take a trade: \(error); counting failures\n") }
-            }
-            do { publisher = try ReplayKafka.connect(config: config, fileName: session.fileName, topic: topic, ensureTopics: ensureTopics, headers: headers,
-                                                     onDeliveryFailure: onFailure) } catch {
-                throw fail(error.description)
-            }
-        }
-        let tty = isatty(2) == 1
-        let producer = publisher?.producer
-        let quiet = quiet
-        let reporter: (@Sendable (ReplayProgress) -> Void)? = quiet ? nil : { @Sendable p in Play.report(p, tty: tty, kafka: producer?.statistics) }
-        let release: (@Sendable (Int, Int) -> Void)? = producer == nil ? nil : { @Sendable line, trades in
-            guard let stats = producer?.statistics, stats.failed == 0, stats.delivered == trades else { return }
-            watch.safeLine.withLock { $0 = line }
-        }
-        let dry = dryRun
-        let maxSpeed = opts.speed == .max
-        let pub = publisher.map { ReplayKafka.pipeline($0, speed: opts.speed) }
-        let result: Result<ReplaySummary, any Error>
-        do {
-            result = .success(try await runCancellableOnSignal {
-                let out = dry ? TradeLineWriter() : nil
-                defer { out?.flush() }
-                return try await session.run(onProgress: reporter, beforeRelease: release) { trades in
-                    if let out {
-                        out.write(trades)
-                        if !maxSpeed { out.flush() }
-                    } else { try pub!.publish(trades) }
-                }
-            })
-        } catch { result = .failure(error) }
-        if tty && !quiet { writeStderr("\r\u{1B}[K") }
-        var flushError: String?
-        if let pub {
-            do { try pub.flush(timeout: .seconds(30)) } catch { flushError = error.description }
-            pub.close()
-        }
-        let stats = producer?.statistics
-        switch result {
-        case .success(let summary):
-            if !quiet || summary.interrupted { writeStderr(summary.description + "\n") }
-            for p in summary.problems.prefix(5) { writeStderr("  skipped \(p)\n") }
-            if let stats, stats.failed == 0, stats.delivered == summary.trades { watch.safeLine.withLock { $0 = summary.lastLine } }
-            if let stats, stats.failed > 0 || flushError != nil {
-                throw fail(Play.lossReport(stats, handed: summary.trades, safeLine: watch.safeLine.withLock { $0 }, lastLine: summary.lastLine,
-                                           error: flushError ?? watch.failures.withLock { $0.first } ?? "delivery failed"))
-            }
-        case .failure(let error):
-            let text = (error as? ReplayFailure)?.description ?? (error as? KafkaError)?.description ?? "\(error)"
-            if let line = (error as? ReplayFailure)?.line, let stats, flushError == nil, stats.failed == 0, stats.inFlight == 0 {
-                throw fail(text + "\n  every trade before line \(line) is in Kafka (\(formatCount(stats.delivered)) trades): fix line \(line) and continue with "
-                           + "--from-line \(line), or skip it with --from-line \(line + 1); either publishes nothing twice")
-            }
-            if let stats, stats.enqueued > 0 {
-                throw fail(text + "\n" + Play.lossReport(stats, handed: stats.enqueued, safeLine: watch.safeLine.withLock { $0 }, lastLine: nil, error: flushError))
-            }
-            throw fail(text)
-        }
+    func validate() throws {
+        if files.isEmpty { throw ValidationError("name a recording, e.g. replay recordings/btc.jsonl --speed 10x") }
     }
 
-    /// Delivery failures as they happen, and the last line up to which every trade handed over was acknowledged.
-    final class DeliveryWatch: Sendable {
+    /// What the run leaves behind for the summary and the loss report.
+    final class Outcome: Sendable {
+        let publisher = Mutex<TradePublisher?>(nil)
         let failures = Mutex<(count: Int, first: String?)>((0, nil))
         let safeLine = Mutex(0)
+    }
+
+    func run() async throws {
+        let opts: ReplayOptions
+        do { opts = try makeOptions() } catch { throw fail(error.description) }
+        let tty = isatty(2) == 1
+        let quiet = quiet
+        let outcome = Outcome()
+        let reporter: (@Sendable (ReplayProgress) -> Void)? = quiet ? nil : { @Sendable p in
+            Play.report(p, tty: tty, kafka: outcome.publisher.withLock { $0 }?.producer.statistics)
+        }
+        let release: (@Sendable (Int, Int) -> Void)? = dryRun ? nil : { @Sendable line, trades in
+            guard let stats = outcome.publisher.withLock({ $0 })?.producer.statistics, stats.failed == 0, stats.delivered == trades else { return }
+            outcome.safeLine.withLock { $0 = line }
+        }
+        let feed = RecordingFeed(paths: files, options: opts, onProgress: reporter, beforeRelease: release)
+        do { try feed.check() } catch { throw fail(error.description) }
+
+        var config = KafkaConfig.from(settings: Settings.load())
+        if let bootstrapServers = kafka.bootstrapServers { config.bootstrapServers = bootstrapServers }
+        for p in kafka.properties { do { try config.set(p) } catch { throw fail("-X \(p): \(error.message)") } }
+        let (dry, topic, ensureTopics, headers, kafkaConfig) = (dryRun, topic, ensureTopics, headers, config)
+        let onFailure: @Sendable (KafkaError) -> Void = { error in
+            let first = outcome.failures.withLock { f -> Bool in f.count += 1; if f.first == nil { f.first = error.description; return true }; return false }
+            if first && !quiet { writeStderr("\nreplay: Kafka did not take a trade: \(error); counting failures\n") }
+        }
+        let speed = opts.speed
+        var failure: (any Error)?
+        do {
+            try await Lifecycle.run("replay", logger: Logger(label: "replay")) {
+                let sink: any TradeSink
+                if dry {
+                    sink = TradeLineWriter(flushesEveryPublish: speed != .max)
+                } else {
+                    let publisher = try await interruptible {
+                        try ReplayKafka.connect(config: kafkaConfig, fileName: feed.fileName, topic: topic, ensureTopics: ensureTopics, headers: headers,
+                                                onDeliveryFailure: onFailure)
+                    }
+                    outcome.publisher.withLock { $0 = publisher }
+                    sink = ReplayKafka.pipeline(publisher, speed: speed)
+                }
+                try await IngestService(feed: feed, sink: sink, logger: Logger(label: "replay")).run()
+                (sink as? PipelinedPublisher)?.close()
+            }
+        } catch let error as ExitCode {
+            throw error
+        } catch {
+            failure = error
+        }
+        if tty && !quiet { writeStderr("\r\u{1B}[K") }
+        let stats = outcome.publisher.withLock { $0 }?.producer.statistics
+        if let summary = feed.summary, failure == nil || failure is KafkaError {
+            // The recording was read to its end (or to Ctrl-C); a Kafka error here came from the final flush.
+            let flushError = (failure as? KafkaError)?.description
+            if !quiet || summary.interrupted { writeStderr(summary.description + "\n") }
+            for p in summary.problems.prefix(5) { writeStderr("  skipped \(p)\n") }
+            if let stats, stats.failed == 0, stats.delivered == summary.trades { outcome.safeLine.withLock { $0 = summary.lastLine } }
+            if let stats, stats.failed > 0 || flushError != nil {
+                throw fail(Play.lossReport(stats, handed: summary.trades, safeLine: outcome.safeLine.withLock { $0 }, lastLine: summary.lastLine,
+                                           error: flushError ?? outcome.failures.withLock { $0.first } ?? "delivery failed"))
+            }
+            return
+        }
+        guard let error = failure else { return }
+        let text = (error as? ReplayFailure)?.description ?? (error as? KafkaError)?.description ?? "\(error)"
+        if let line = (error as? ReplayFailure)?.line, let stats, stats.failed == 0, stats.inFlight == 0 {
+            throw fail(text + "\n  every trade before line \(line) is in Kafka (\(formatCount(stats.delivered)) trades): fix line \(line) and continue with "
+                       + "--from-line \(line), or skip it with --from-line \(line + 1); either publishes nothing twice")
+        }
+        if let stats, stats.enqueued > 0 {
+            throw fail(text + "\n" + Play.lossReport(stats, handed: stats.enqueued, safeLine: outcome.safeLine.withLock { $0 }, lastLine: nil, error: nil))
+        }
+        throw fail(text)
     }
 
     /// What reached Kafka when some trades did not: the counts, and the line to continue from.
@@ -183,7 +194,7 @@ struct Play: AsyncParsableCommand {
 
     func makeOptions() throws(ReplayFailure) -> ReplayOptions {
         var o = ReplayOptions()
-        do { o.speed = try Speed.parse(speed) } catch { throw ReplayFailure(error.description) }
+        o.speed = speed.speed
         if let from { o.fromNs = try ReplayTime.parse(from) }
         if let to { o.toNs = try ReplayTime.parse(to) }
         if let a = o.fromNs, let b = o.toNs, b < a { throw ReplayFailure("--to is before --from") }
@@ -227,37 +238,54 @@ struct Play: AsyncParsableCommand {
 
 struct Record: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Capture a Finnhub-protocol WebSocket (live Finnhub or sim-exchange) to a recording.",
+        abstract: "Record any source's raw frames (live Finnhub, sim-exchange, a replay, the synthetic market) to a recording.",
         discussion: """
-            Every received text frame is stored byte for byte with its receive time (CLOCK_REALTIME, ns). Frames \
-            reach the file at least once a second; Ctrl-C/SIGTERM or --duration close it cleanly, valid up to the \
-            last frame. A .gz output is gzip-compressed. Dropped connections are reconnected.
+            Every text frame is stored byte for byte with its receive time: CLOCK_REALTIME (ns) for a socket, the \
+            recorded time for a replay (so recording a replay reproduces its frames). Frames reach the file at \
+            least once a second; Ctrl-C/SIGTERM or --duration close it cleanly, valid up to the last frame. A .gz \
+            output is gzip-compressed. Dropped connections are reconnected.
+
+            Examples:
+              replay record --url ws://127.0.0.1:9001/ --symbols AAPL,BINANCE:BTCUSDT --out session.jsonl --duration 60
+              replay record --out live.jsonl.gz --rotate-seconds 3600        # live Finnhub, FINNHUB_API_KEY from .env
+              replay record --recording session.jsonl --speed max --out copy.jsonl
             """)
 
-    @Option(help: "WebSocket URL, e.g. ws://127.0.0.1:9001/?token=x or wss://ws.finnhub.io") var url = "ws://127.0.0.1:9001/"
-    @Option(help: "API token (default: FINNHUB_API_KEY from the environment or .env when the URL has none).") var token: String?
-    @Option(help: "Symbols to subscribe to (comma-separated).") var symbols = WebSocketFeed.defaultSymbols.joined(separator: ",")
+    @OptionGroup var source: SourceFlags
     @Option(help: "Output recording (.jsonl or .jsonl.gz).") var out: String
     @Option(help: "Start a new part before a part exceeds N uncompressed bytes.") var rotateBytes: Int?
     @Option(help: "Start a new part every N seconds of receive time.") var rotateSeconds: Int?
-    @Option(help: "Stop after S seconds.") var duration: Double?
+    @Option(help: "Stop after this many seconds.") var duration: SecondsArgument?
     @Flag(help: "Replace an existing output file.") var overwrite = false
     @Flag(help: "Do not print the summary.") var quiet = false
 
+    func validate() throws {
+        if rotateBytes != nil && rotateSeconds != nil { throw ValidationError("--rotate-bytes and --rotate-seconds are exclusive") }
+    }
+
     func run() async throws {
-        if rotateBytes != nil && rotateSeconds != nil { throw fail("--rotate-bytes and --rotate-seconds are exclusive") }
-        var o = RecordOptions(url: url, symbols: symbols.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty },
-                              output: out)
-        o.token = token ?? (url.contains("token=") ? nil : Settings.load()["FINNHUB_API_KEY"])
+        var s = source
+        if s.url == nil, s.recording.isEmpty, !s.synthetic { s.url = "ws://127.0.0.1:9001/" }
+        let settings = Settings.load()
+        let feed: any Feed
+        do { feed = try s.makeFeed(settings, reconnect: Backoff(initial: .milliseconds(250), max: .seconds(5))) } catch {
+            throw fail("\(error)")
+        }
+        var o = RecordOptions(output: out, symbols: s.symbolList(settings))
         if let rotateBytes { o.rotation = .bytes(rotateBytes) }
         if let rotateSeconds { o.rotation = .seconds(rotateSeconds) }
-        if let duration { o.duration = .milliseconds(Int64(duration * 1000)) }
+        o.duration = duration?.duration
         o.overwrite = overwrite
-        let recorder: FrameRecorder
-        do { recorder = try FrameRecorder(options: o) } catch { throw fail(error.description) }
+        let recorder: FeedRecorder
+        do { recorder = try FeedRecorder(feed: feed, options: o) } catch { throw fail(error.description) }
+        let quiet = quiet
         do {
-            let summary = try await runCancellableOnSignal { try await recorder.run() }
-            if !quiet { writeStderr(summary.description + "\n") }
+            try await Lifecycle.run("record", logger: Logger(label: "record")) {
+                let summary = try await cancelWhenGracefulShutdown { try await recorder.run() }
+                if !quiet { writeStderr(summary.description + "\n") }
+            }
+        } catch let error as ExitCode {
+            throw error
         } catch {
             throw fail((error as? ReplayFailure)?.description ?? (error as? RecordingError)?.description ?? "\(error)")
         }

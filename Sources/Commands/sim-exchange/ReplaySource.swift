@@ -1,9 +1,9 @@
+import SimExchange
+import Feeds
+import MarketData
+import CLI
 import ArgumentParser
 import Logging
-import Replay
-import SimExchange
-
-extension RecordedTradeSource: TradeSource {}
 
 /// `sim-exchange --replay FILE`: every connection gets the recording's trades from its first subscription on,
 /// released at `speed` × the recorded pace (the server still frames them every --frame-interval-ms and filters

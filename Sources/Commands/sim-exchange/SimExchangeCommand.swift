@@ -1,9 +1,10 @@
+import SimExchange
+import Feeds
+import MarketData
+import CLI
 import Foundation
 import ArgumentParser
 import Logging
-import Pipeline
-import Replay
-import SimExchange
 
 @main
 struct SimExchangeCommand: AsyncParsableCommand {
@@ -46,14 +47,13 @@ struct SimExchangeCommand: AsyncParsableCommand {
     @Option(help: "PEM private key for --tls-cert.") var tlsKey: String?
     @Option(help: "Orders over the WebSocket (docs/BACKTEST.md): fee per fill in basis points.") var orderFeeBps = 0.0
     @Option(help: "Orders over the WebSocket: ms of trade time before an order can fill.") var orderLatencyMs: Int64 = 0
-    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel = "info"
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel = LogLevelArgument(.info)
     @Option(help: "Serve the trades of this recording instead of the synthetic market (see docs/RECORDING_FORMAT.md).") var replay: String?
     @Option(parsing: .unconditional, help: "With --replay: 10x, 1x, 0.5x … (recorded time per wall time).") var speed = "1x"
     @Flag(help: "With --replay: start over at the end.") var loop = false
 
     func validate() throws {
         if let reason = FlagCheck.port(port, flag: "--port") { throw ValidationError(reason) }
-        if let reason = FlagCheck.logLevel(logLevel) { throw ValidationError(reason) }
         if rate != "max" {
             guard let r = Double(rate), r.isFinite, r > 0 else { throw ValidationError("--rate takes a number of trades per second > 0 or 'max', got '\(rate)'") }
         }
@@ -94,7 +94,7 @@ struct SimExchangeCommand: AsyncParsableCommand {
         config.tlsCertificatePath = tlsCert
         config.tlsKeyPath = tlsKey
         var logger = Logger(label: "sim-exchange")
-        logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
+        logger.logLevel = logLevel.level
         if let replay {
             guard case .factor(let factor) = try Speed.parse(speed) else { throw ValidationError("--speed takes a factor like 10x") }
             config.tradeSource = try ReplaySource.factory(path: replay, speed: factor, loop: loop, logger: logger)

@@ -1,5 +1,10 @@
-import Feed
+import Kafka
+import Feeds
+import Aggregation
+import MarketData
+import Recording
 import Foundation
+import ServiceLifecycle
 import Logging
 import Metrics
 import Synchronization
@@ -30,7 +35,7 @@ import Synchronization
 /// no trades get their windows closed by the wall clock (``WindowAggregator/closeIdle(nowMs:)``)
 /// when the member has caught up (no record for a checkpoint interval); replays of older
 /// sessions never trigger it, and a window it closed is never emitted again after a restart.
-public final class AggregatorService: Sendable {
+public final class AggregatorService: Service, Sendable {
     public struct Options: Sendable {
         public var window = WindowConfig()
         public var alertRules: [AlertRule] = []

@@ -1,7 +1,12 @@
-import Feed
+import Kafka
+import Feeds
+import Aggregation
+import MarketData
+import Recording
 import Foundation
 import Logging
 import Metrics
+import ServiceLifecycle
 import Synchronization
 
 /// What every consumer service shares: a group member on `raw-market-data`, a producer for
@@ -104,6 +109,8 @@ public final class ConsumerService: Sendable {
             lag.record(consumer.lag())
             lastCheckpoint = .now
         }
+        let member = consumer
+        try await withGracefulShutdownHandler {
         while let fetched = try await consumer.nextBatch(timeout: options.checkpointInterval) {
             let batch = inOrder(fetched)
             if fetched.isEmpty {
@@ -135,6 +142,9 @@ public final class ConsumerService: Sendable {
                 processedCount.add(batch.count, ordering: .relaxed)
             }
             if ContinuousClock.now - lastCheckpoint >= options.checkpointInterval { try await checkpoint() }
+        }
+        } onGracefulShutdown: {
+            member.finish()
         }
         try await checkpoint(final: true)
         try producer.close()

@@ -1,4 +1,8 @@
-import Feed
+import Kafka
+import Feeds
+import Aggregation
+import MarketData
+import Recording
 import Synchronization
 
 /// Sends messages a consumer cannot use to `dead-letter-queue`, unchanged (same key, value

@@ -1,35 +1,60 @@
-import Feed
+import Feeds
+import MarketData
 import Foundation
 import Logging
 import Metrics
+import ServiceLifecycle
 
-/// The producer of the seed: every trade a ``Feed`` delivers goes to `raw-market-data`
-/// through a ``TradePublisher``. Gaps, reconnects, malformed frames and server errors are
-/// logged and counted; a fatal feed error (a rejected API key) ends ``run()`` with that error.
-public final class IngestService: Sendable {
+/// Where ingested trades go: Kafka (``PipelinedPublisher``, ``TradePublisher``) or JSON lines
+/// (``TradeLineWriter``, for `replay --dry-run`).
+public protocol TradeSink: Sendable {
+    /// Takes the trades of one frame, in order; may block while the sink is full.
+    func publish(_ trades: [Trade]) throws
+    /// Returns once everything taken so far has been written (acknowledged, for Kafka).
+    func flush() throws
+}
+
+extension TradePublisher: TradeSink {
+    public func flush() throws { try flush(timeout: .seconds(30)) }
+}
+
+extension PipelinedPublisher: TradeSink {
+    public func flush() throws { try flush(timeout: .seconds(30)) }
+}
+
+/// The one ingest path: every trade any ``Feed`` delivers (live Finnhub, `sim-exchange`, a recording
+/// at N×, the synthetic market) goes to a ``TradeSink``, in order. Live ingest and replay both run it,
+/// so `raw-market-data` gets the same messages from both.
+///
+/// Contract:
+/// - Connects, gaps, disconnects and server errors are logged; malformed frames are counted and the
+///   first ten logged; nothing the feed delivers is dropped here.
+/// - ``run()`` returns when the feed ends, or at graceful shutdown (the feed is cancelled), after the
+///   sink is flushed. A fatal feed error or a sink failure is thrown (after flushing what can be).
+public final class IngestService: Service, Sendable {
     public let feed: any Feed
-    public let publisher: TradePublisher
+    public let sink: any TradeSink
     let logger: Logger
     private let tradesIn = Counter(label: "pipeline_trades_in_total")
     private let malformed = Counter(label: "pipeline_malformed_frames_total")
     private let gaps = Counter(label: "pipeline_feed_gaps_total")
 
-    public init(feed: any Feed, publisher: TradePublisher, logger: Logger) {
+    public init(feed: any Feed, sink: any TradeSink, logger: Logger = Logger(label: "ingest")) {
         self.feed = feed
-        self.publisher = publisher
+        self.sink = sink
         self.logger = logger
     }
 
-    /// Runs until the feed stops (``Feed/stop()``, cancellation) or fails; flushes before returning.
     public func run() async throws {
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { [feed] in try await feed.run() }
-            group.addTask { [self] in
-                for await event in feed.events {
+        do {
+            try await cancelWhenGracefulShutdown { [self] in
+                var malformedSeen = 0
+                try await feed.run(frames: false) { event in
                     switch event {
                     case .trades(let trades):
-                        try publisher.publish(trades)
+                        try sink.publish(trades)
                         tradesIn.increment(by: trades.count)
+                    case .frame: break
                     case .connected(let url): logger.info("connected to \(url)")
                     case .disconnected(let reason): logger.warning("disconnected: \(reason)")
                     case .gap(let gap):
@@ -39,14 +64,16 @@ public final class IngestService: Sendable {
                     case .serverError(let message): logger.error("server error: \(message)")
                     case .malformedFrame(let error, let frame):
                         malformed.increment()
-                        logger.warning("malformed frame skipped (\(error)): \(frame.prefix(200))")
+                        malformedSeen += 1
+                        if malformedSeen <= 10 { logger.warning("malformed frame skipped (\(error)): \(String(frame.prefix(200)).escapingControlCharacters)") }
                     }
                 }
             }
-            defer { group.cancelAll() }
-            try await group.waitForAll()
+        } catch {
+            try? sink.flush()
+            throw error
         }
-        try publisher.flush()
+        try sink.flush()
     }
 
     static func iso(_ ms: Int64) -> String {

@@ -1,4 +1,8 @@
-import Feed
+import Kafka
+import Feeds
+import Aggregation
+import MarketData
+import Recording
 import Foundation
 import Logging
 

@@ -1,10 +1,15 @@
-import Feed
+import Kafka
+import Feeds
+import Aggregation
+import MarketData
+import Recording
 import Foundation
+import ServiceLifecycle
 import Synchronization
 
 /// Consumer 1 of the seed: prints trades to verify the flow, and a summary line per second
 /// (trades, symbols, dead letters). `quiet` prints the summaries only.
-public final class LoggerService: Sendable {
+public final class LoggerService: Service, Sendable {
     public let service: ConsumerService
     public let quiet: Bool
     private let output: @Sendable (String) -> Void

@@ -1,5 +1,9 @@
+import Kafka
+import Feeds
+import Aggregation
+import MarketData
+import Recording
 import Dispatch
-import Feed
 import Foundation
 import Synchronization
 

@@ -1,5 +1,10 @@
-import Feed
+import Kafka
+import Feeds
+import Aggregation
+import MarketData
+import Recording
 import Foundation
+import ServiceLifecycle
 import Metrics
 import Synchronization
 
@@ -18,7 +23,7 @@ import Synchronization
 /// is given up, a batch being written for it is finished and what is buffered for it is dropped
 /// (its new owner reads it again), so several instances can share one data folder, however
 /// partitions move between them. Files stored more than `retentionDays` ago are deleted at start and hourly.
-public final class StorageService: Sendable {
+public final class StorageService: Service, Sendable {
     public struct Options: Sendable {
         public var dataDir: String
         public var batchSize = 1000

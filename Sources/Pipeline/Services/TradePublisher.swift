@@ -1,4 +1,8 @@
-import Feed
+import Kafka
+import Feeds
+import Aggregation
+import MarketData
+import Recording
 import Foundation
 
 /// Publishes trades to `raw-market-data`: one message per trade, keyed by symbol, the value

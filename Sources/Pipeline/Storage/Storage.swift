@@ -1,3 +1,8 @@
+import Kafka
+import Feeds
+import Aggregation
+import MarketData
+import Recording
 import CZlib
 import Foundation
 #if canImport(Glibc)
