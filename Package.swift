@@ -51,7 +51,7 @@ let package = Package(
         // Exchange: orders, fills, the order protocol and the tape matcher.
         .target(name: "Exchange", dependencies: ["MarketData"]),
         // Recording: the recording format, its reader and writer, importers of real history.
-        .target(name: "Recording", dependencies: ["MarketData", "CZlib"]),
+        .target(name: "Recording", dependencies: ["MarketData"]),
         // Feeds: the Feed protocol and every source (WebSocket, recording, synthetic, merged), the recorder.
         .target(name: "Feeds", dependencies: [
             "MarketData", "Recording",
@@ -70,7 +70,7 @@ let package = Package(
         .target(
             name: "Pipeline",
             dependencies: [
-                "Kafka", "Feeds", "Aggregation", "MarketData", "Recording", "CZlib",
+                "Kafka", "Feeds", "Aggregation", "MarketData", "Recording",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),

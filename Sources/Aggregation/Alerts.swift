@@ -105,7 +105,7 @@ public struct Alert: Sendable, Equatable {
     /// Deterministic JSON. Price alerts: symbol, rule, level, price, timestamp, message.
     /// Change alerts: symbol, rule, level, window_start, window_end, change_pct, price, timestamp, message.
     public func jsonBytes() -> [UInt8] {
-        var w = JSONWriter(capacity: 192)
+        var w = JSONObjectWriter(capacity: 192)
         w.string("symbol", symbol); w.string("rule", rule); w.number("level", level)
         if let windowStart, let windowEnd {
             w.int("window_start", windowStart); w.int("window_end", windowEnd); w.number("change_pct", changePct)

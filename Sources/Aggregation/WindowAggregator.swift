@@ -51,7 +51,7 @@ public struct WindowMetrics: Sendable, Equatable {
     /// symbol, window_start, window_end, trade_count, volume, vwap, average, min, max, first, last, change_pct.
     /// Numbers use `JSONOutput.number` (shortest round-trip; integral doubles < 2^53 without fraction; null if undefined).
     public func jsonBytes() -> [UInt8] {
-        var w = JSONWriter(capacity: 256)
+        var w = JSONObjectWriter(capacity: 256)
         w.string("symbol", symbol)
         w.int("window_start", windowStart); w.int("window_end", windowEnd); w.int("trade_count", tradeCount)
         w.number("volume", volume); w.number("vwap", vwap); w.number("average", average)

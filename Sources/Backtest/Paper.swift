@@ -6,7 +6,6 @@ import Recording
 import Kafka
 import Pipeline
 import Foundation
-import HummingbirdWSClient
 import Logging
 import Synchronization
 
@@ -91,7 +90,8 @@ public enum PaperTrading {
     }
 }
 
-/// A WebSocket connection to `sim-exchange` that sends order frames and collects fill frames.
+/// A connection to `sim-exchange` (a ``WebSocketFeed`` with no symbols of its own) that sends order frames,
+/// in order, and collects the fill frames it receives.
 final class RemoteExchange: Sendable {
     private let outgoing: AsyncStream<String>.Continuation
     private final class Inbox: Sendable { let fills = Mutex<[Fill]>([]) }
@@ -104,18 +104,18 @@ final class RemoteExchange: Sendable {
         let inbox = self.inbox
         var logger = Logger(label: "backtest.exchange")
         logger.logLevel = .warning
-        let client = WebSocketClient(url: url, logger: logger) { inbound, outbound, _ in
-            let writer = Task { for await text in stream { try await outbound.write(.text(text)) } }
-            defer { writer.cancel() }
-            for try await message in inbound.messages(maxSize: 1 << 22) {
-                guard case .text(let text) = message, let (id, fill) = OrderProtocol.decodeFill(text), let n = Int(id) else { continue }
-                var f = fill
-                f.orderID = n
-                inbox.fills.withLock { $0.append(f) }
-            }
-        }
+        let feed = WebSocketFeed(url: url, symbols: [], logger: logger)
         task = Task {
-            do { _ = try await client.run() } catch { logger.warning("sim-exchange connection ended: \(error)") }
+            let writer = Task { for await text in stream { await feed.send(text) } }
+            defer { writer.cancel() }
+            do {
+                try await feed.run(frames: true) { event in
+                    guard case .frame(let frame) = event, let (id, fill) = OrderProtocol.decodeFill(frame.text), let n = Int(id) else { return }
+                    var f = fill
+                    f.orderID = n
+                    inbox.fills.withLock { $0.append(f) }
+                }
+            } catch { logger.warning("sim-exchange connection ended: \(error)") }
         }
     }
 
@@ -147,11 +147,10 @@ struct Observed<S: Strategy>: Strategy {
 extension WindowMetrics {
     /// Decodes the pipeline's `aggregated-metrics` value (``WindowMetrics/jsonBytes()``); nil when it is not one.
     public init?(json: [UInt8]) {
-        guard let o = try? JSONSerialization.jsonObject(with: Data(json)) as? [String: Any],
-              let symbol = o["symbol"] as? String, let start = (o["window_start"] as? NSNumber)?.int64Value,
-              let end = (o["window_end"] as? NSNumber)?.int64Value, let count = (o["trade_count"] as? NSNumber)?.intValue
+        guard let o = JSONValue.parse(json), let symbol = o["symbol"]?.string, let start = o["window_start"]?.int64,
+              let end = o["window_end"]?.int64, let count = o["trade_count"]?.int64.map(Int.init)
         else { return nil }
-        func number(_ k: String) -> Double? { (o[k] as? NSNumber)?.doubleValue }
+        func number(_ k: String) -> Double? { o[k]?.double }
         guard let volume = number("volume"), let average = number("average"), let mn = number("min"), let mx = number("max"),
               let first = number("first"), let last = number("last") else { return nil }
         self.init(symbol: symbol, windowStart: start, windowEnd: end, tradeCount: count, volume: volume, vwap: number("vwap"),

@@ -45,8 +45,21 @@ public struct WebSocketScenario: Sendable {
         let cpu = processCPUSeconds() - cpu0
         await server.stop()
         let perTrade = bytes / max(sampled, 1)
-        return [BenchResult(scenario: "sim-exchange → WebSocket client", messages: count, messageBytes: perTrade, seconds: seconds, cpuSeconds: cpu,
-                            note: String(format: "%.0f trades per frame; server and client in this process", Double(count) / Double(max(frames, 1))))]
+        var results = [BenchResult(scenario: "sim-exchange → WebSocket client", messages: count, messageBytes: perTrade, seconds: seconds, cpuSeconds: cpu,
+                                   note: String(format: "%.0f trades per frame; server and client in this process", Double(count) / Double(max(frames, 1))))]
+        // The same market without the socket: the in-process SyntheticFeed.
+        var o = SyntheticFeed.Options()
+        o.symbols = WebSocketFeed.defaultSymbols
+        o.asFastAsPossible = true
+        o.tradesPerSecond = Double(o.maxTradesPerFrame) * 1000 / Double(o.frameIntervalMilliseconds)
+        o.maxTrades = trades
+        var synthetic = 0
+        let c0 = processCPUSeconds(), t0 = monotonicNanoseconds()
+        try await SyntheticFeed(options: o).forEachTrades { synthetic += $0.count }
+        results.append(BenchResult(scenario: "synthetic feed (in process)", messages: synthetic, messageBytes: perTrade,
+                                   seconds: Double(monotonicNanoseconds() - t0) / 1e9, cpuSeconds: processCPUSeconds() - c0,
+                                   note: "SyntheticFeed at max rate: the market sim-exchange serves, framed the same way, no socket"))
+        return results
     }
 }
 

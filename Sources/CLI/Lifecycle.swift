@@ -1,3 +1,4 @@
+import ArgumentParser
 import Foundation
 import Logging
 import ServiceLifecycle
@@ -11,8 +12,8 @@ import UnixSignals
 ///   at once with status 130, without waiting.
 /// - A service that returns or throws shuts the others down gracefully; ``run(_:logger:)`` rethrows
 ///   the first error a service threw.
-/// - A service that is stopped before its real work started (still connecting) throws
-///   ``Interrupted``; commands end with status 130 then (``Interrupted/exitCode``).
+/// - A service that is stopped before its real work started (still connecting, see
+///   ``interruptible(_:)``) throws ``Interrupted``; ``run(_:logger:)`` then throws `ExitCode(130)`.
 public enum Lifecycle {
     public static func run(_ services: [any Service], logger: Logger) async throws {
         let failure = FirstError()
@@ -24,7 +25,12 @@ public enum Lifecycle {
         let force = Task { await forceOnSecondSignal() }
         defer { force.cancel() }
         try await group.run()
-        if let error = failure.value { throw error }
+        guard let error = failure.value else { return }
+        if error is Interrupted || error is CancellationError {
+            FileHandle.standardError.write(Data("interrupted before anything started: exiting\n".utf8))
+            throw ExitCode(Interrupted.status)
+        }
+        throw error
     }
 
     /// Runs one service body with ``run(_:logger:)``.

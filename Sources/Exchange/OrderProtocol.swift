@@ -36,26 +36,25 @@ public enum OrderProtocol {
 
     /// nil when `text` is not an order frame (no `"type":"order"`); otherwise the order or why it is invalid.
     public static func decodeOrder(_ text: String) -> Result<ClientOrder, FrameDecodingError>? {
-        guard text.contains(#""order""#), let o = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any],
-              o["type"] as? String == "order" else { return nil }
+        guard text.contains(#""order""#), let o = JSONValue.parse(text), o["type"]?.string == "order" else { return nil }
         func fail(_ path: String, _ reason: String) -> Result<ClientOrder, FrameDecodingError> {
             .failure(FrameDecodingError(path: path, reason: reason, offset: 0))
         }
-        guard let id = o["id"] as? String, !id.isEmpty, id.utf8.count <= 64 else { return fail("id", "expected a string of 1 to 64 bytes") }
-        guard let symbol = o["symbol"] as? String, !symbol.isEmpty else { return fail("symbol", "expected a non-empty string") }
-        guard let side = (o["side"] as? String).flatMap(Side.init(rawValue:)) else { return fail("side", "expected \"buy\" or \"sell\"") }
-        guard let n = o["quantity"] as? NSNumber, !(o["quantity"] is Bool), n.doubleValue.isFinite, n.doubleValue > 0 else {
+        guard let id = o["id"]?.string, !id.isEmpty, id.utf8.count <= 64 else { return fail("id", "expected a string of 1 to 64 bytes") }
+        guard let symbol = o["symbol"]?.string, !symbol.isEmpty else { return fail("symbol", "expected a non-empty string") }
+        guard let side = o["side"]?.string.flatMap(Side.init(rawValue:)) else { return fail("side", "expected \"buy\" or \"sell\"") }
+        guard let quantity = o["quantity"]?.double, quantity.isFinite, quantity > 0 else {
             return fail("quantity", "expected a number > 0")
         }
         let type: OrderType
-        switch o["order_type"] as? String ?? "market" {
+        switch o["order_type"]?.string ?? "market" {
         case "market": type = .market
         case "limit":
-            guard let p = o["price"] as? NSNumber, p.doubleValue.isFinite, p.doubleValue > 0 else { return fail("price", "a limit order needs a price > 0") }
-            type = .limit(p.doubleValue)
+            guard let p = o["price"]?.double, p.isFinite, p > 0 else { return fail("price", "a limit order needs a price > 0") }
+            type = .limit(p)
         default: return fail("order_type", "expected \"market\" or \"limit\"")
         }
-        return .success(ClientOrder(id: id, order: Order(symbol: symbol, side: side, quantity: n.doubleValue, type: type)))
+        return .success(ClientOrder(id: id, order: Order(symbol: symbol, side: side, quantity: quantity, type: type)))
     }
 
     public static func encodeFill(_ f: Fill, id: String) -> String {
@@ -74,12 +73,10 @@ public enum OrderProtocol {
 
     /// The client id and the fill of a fill frame; nil for any other frame. `orderID` is 0 (the server's ids are private).
     public static func decodeFill(_ text: String) -> (id: String, fill: Fill)? {
-        guard text.contains(#""fill""#), let o = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any],
-              o["type"] as? String == "fill", let id = o["id"] as? String, let symbol = o["symbol"] as? String,
-              let side = (o["side"] as? String).flatMap(Side.init(rawValue:)),
-              let q = (o["quantity"] as? NSNumber)?.doubleValue, let p = (o["price"] as? NSNumber)?.doubleValue,
-              let fee = (o["fee"] as? NSNumber)?.doubleValue, let t = (o["t"] as? NSNumber)?.int64Value,
-              let r = (o["remaining"] as? NSNumber)?.doubleValue else { return nil }
+        guard text.contains(#""fill""#), let o = JSONValue.parse(text), o["type"]?.string == "fill", let id = o["id"]?.string,
+              let symbol = o["symbol"]?.string, let side = o["side"]?.string.flatMap(Side.init(rawValue:)),
+              let q = o["quantity"]?.double, let p = o["price"]?.double, let fee = o["fee"]?.double,
+              let t = o["t"]?.int64, let r = o["remaining"]?.double else { return nil }
         return (id, Fill(orderID: 0, symbol: symbol, side: side, quantity: q, price: p, fee: fee, timestamp: t, remaining: r))
     }
 }

@@ -39,6 +39,7 @@ public final class WebSocketFeed: Feed {
         var task: Task<Void, any Error>?
         var lostAt: Int64?
         var frames = false
+        var pending: [String] = []
     }
 
     /// - Parameters:
@@ -155,6 +156,19 @@ public final class WebSocketFeed: Feed {
         task?.cancel()
     }
 
+    /// Sends a text frame (an order, a control message) on the connection, in call order; frames sent
+    /// while not connected wait for the next connection.
+    public func send(_ text: String) async {
+        let writer = state.withLock { s -> WebSocketOutboundWriter? in
+            if s.writer == nil { s.pending.append(text) }
+            return s.writer
+        }
+        guard let writer else { return }
+        do { try await writer.write(.text(text)) } catch {
+            logger.debug("send failed", metadata: ["error": "\(Self.redact(String(describing: error)))"])
+        }
+    }
+
     /// The symbols currently wanted.
     public var symbols: [String] { state.withLock { $0.symbols } }
 
@@ -262,13 +276,20 @@ public final class WebSocketFeed: Feed {
     }
 
     private func handle(inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter) async throws {
-        let (symbols, lostAt, frames) = state.withLock { s in
-            s.writer = outbound
-            return (s.symbols, s.lostAt, s.frames)
-        }
+        let (symbols, lostAt, frames) = state.withLock { s in (s.symbols, s.lostAt, s.frames) }
         logger.info("connected", metadata: ["url": "\(displayURL)", "symbols": "\(symbols.count)"])
         continuation.yield(.connected(url: displayURL))
         for s in symbols { try await outbound.write(.text(FinnhubCodec.encodeClientMessage(.subscribe(s)))) }
+        // Frames sent before the connection go out first, in order; later ones go straight to the socket.
+        while true {
+            let batch = state.withLock { s -> [String] in
+                if s.pending.isEmpty { s.writer = outbound; return [] }
+                defer { s.pending = [] }
+                return s.pending
+            }
+            if batch.isEmpty { break }
+            for text in batch { try await outbound.write(.text(text)) }
+        }
         if let lostAt {
             state.withLock { $0.lostAt = nil }
             continuation.yield(.gap(Gap(startMilliseconds: lostAt, endMilliseconds: Self.nowMilliseconds())))

@@ -492,3 +492,84 @@ extension JSONScanner {
         return true
     }
 }
+
+/// A parsed JSON document, built by ``JSONScanner``: for the small, infrequent messages (recording
+/// headers, orders, fills, control frames, metrics read back) where a tree is simpler than a pull parse.
+/// Hot paths (trade frames, Kafka values) decode with the scanner directly.
+public enum JSONValue: Sendable, Equatable {
+    case null
+    case bool(Bool)
+    case string(String)
+    /// A number: its correctly rounded value, and the exact value when it is written as an integer that fits in Int64.
+    case number(Double, integer: Int64?)
+    case array([JSONValue])
+    case object([String: JSONValue])
+
+    /// The document in `bytes`, or nil when they are not exactly one valid JSON value (RFC 8259).
+    public static func parse(_ bytes: UnsafeRawBufferPointer) -> JSONValue? {
+        var scanner = JSONScanner(bytes)
+        do throws(JSONScanError) {
+            let value = try scanner.parseValue(depth: 0)
+            try scanner.expectEnd()
+            return value
+        } catch {
+            return nil
+        }
+    }
+
+    public static func parse(_ bytes: [UInt8]) -> JSONValue? { bytes.withUnsafeBytes { parse($0) } }
+
+    public static func parse(_ text: String) -> JSONValue? {
+        var text = text
+        return text.withUTF8 { parse(UnsafeRawBufferPointer($0)) }
+    }
+
+    /// The member `key` of an object; nil for a missing key or a value that is not an object.
+    public subscript(key: String) -> JSONValue? {
+        if case .object(let members) = self { members[key] } else { nil }
+    }
+
+    public var string: String? { if case .string(let s) = self { s } else { nil } }
+    /// A number's value (not a boolean's, not a string's).
+    public var double: Double? { if case .number(let d, _) = self { d } else { nil } }
+    /// An integer written as one (`7`, not `7.0` or `"7"`).
+    public var int64: Int64? { if case .number(_, let i) = self { i } else { nil } }
+    public var bool: Bool? { if case .bool(let b) = self { b } else { nil } }
+    public var array: [JSONValue]? { if case .array(let a) = self { a } else { nil } }
+}
+
+extension JSONScanner {
+    fileprivate mutating func parseValue(depth: Int) throws(JSONScanError) -> JSONValue {
+        guard depth < maxNestingDepth else { throw JSONScanError(reason: "nesting too deep", offset: pos) }
+        guard let c = peek() else { throw unexpected("a JSON value") }
+        switch c {
+        case UInt8(ascii: "\""): return .string(try readString())
+        case UInt8(ascii: "{"):
+            var members: [String: JSONValue] = [:]
+            guard try enterObject() else { return .object(members) }
+            repeat {
+                let key = try readKey { String(decoding: $0, as: UTF8.self) }
+                members[key] = try parseValue(depth: depth + 1)
+            } while try nextMember()
+            return .object(members)
+        case UInt8(ascii: "["):
+            var elements: [JSONValue] = []
+            guard try enterArray() else { return .array(elements) }
+            repeat { elements.append(try parseValue(depth: depth + 1)) } while try nextElement()
+            return .array(elements)
+        case UInt8(ascii: "t"):
+            guard matchLiteral("true") else { throw JSONScanError(reason: "invalid literal", offset: pos) }
+            return .bool(true)
+        case UInt8(ascii: "f"):
+            guard matchLiteral("false") else { throw JSONScanError(reason: "invalid literal", offset: pos) }
+            return .bool(false)
+        case UInt8(ascii: "n"):
+            guard matchLiteral("null") else { throw JSONScanError(reason: "invalid literal", offset: pos) }
+            return .null
+        case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+            let n = try readNumber()
+            return .number(doubleValue(n), integer: int64Value(n))
+        default: throw unexpected("a JSON value")
+        }
+    }
+}

@@ -73,3 +73,10 @@ public func readTopic(_ topic: String, config: KafkaConfig) throws -> [KafkaMess
     let reader = try KafkaPartitionReader(config: config)
     return try reader.read((0..<Int32(partitions)).map { TopicPartitionOffset(topic: topic, partition: $0, offset: 0) }, timeout: .seconds(60))
 }
+
+/// A new empty folder under the system's temporary directory, for one test.
+public func tempDir(_ prefix: String = "marketstream") -> String {
+    let d = FileManager.default.temporaryDirectory.appendingPathComponent("\(prefix)-\(UUID().uuidString)").path
+    try! FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
+    return d
+}

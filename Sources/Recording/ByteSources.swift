@@ -1,5 +1,5 @@
 import MarketData
-import CZlib
+import MarketData
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -60,52 +60,47 @@ final class FileInput: ByteInput {
 final class InflateInput: ByteInput {
     let input: ByteInput
     let gzip: Bool
-    let strm = UnsafeMutablePointer<z_stream>.allocate(capacity: 1)
+    let zlib: Zlib
     let inBuf = UnsafeMutablePointer<UInt8>.allocate(capacity: 1 << 18)
     var inputEOF = false
     var streamEnded = false
 
     init(_ input: ByteInput, gzip: Bool) throws(SourceError) {
         self.input = input; self.gzip = gzip
-        strm.initialize(to: z_stream())
-        guard inflateInit2_(strm, gzip ? 31 : -15, zlibVersion(), Int32(MemoryLayout<z_stream>.size)) == Z_OK
-        else { throw .corrupt("zlib init failed") }
+        do { zlib = try Zlib(gzip ? .gzipInflate : .rawInflate) } catch { throw .corrupt("zlib init failed") }
     }
-    deinit { inflateEnd(strm); strm.deallocate(); inBuf.deallocate() }
+    deinit { inBuf.deallocate() }
 
     private func refill() throws(SourceError) {
-        if strm.pointee.avail_in == 0, !inputEOF {
+        if zlib.availableIn == 0, !inputEOF {
             let r = try input.read(inBuf, 1 << 18)
             if r == 0 { inputEOF = true }
-            strm.pointee.next_in = inBuf; strm.pointee.avail_in = uInt(r)
+            zlib.setInput(inBuf, count: r)
         }
     }
 
     func read(_ buf: UnsafeMutablePointer<UInt8>, _ count: Int) throws(SourceError) -> Int {
         let total = min(count, Int(UInt32.max))
-        strm.pointee.next_out = buf
-        strm.pointee.avail_out = uInt(total)
-        while strm.pointee.avail_out > 0 {
+        zlib.setOutput(buf, count: total)
+        while zlib.availableOut > 0 {
             if streamEnded {
                 guard gzip else { break }
                 try refill()
-                if strm.pointee.avail_in == 0 { break }
-                guard strm.pointee.next_in[0] == 0x1f else { throw .corrupt("unexpected bytes after the end of the compressed data") }
-                inflateReset(strm); streamEnded = false
+                if zlib.availableIn == 0 { break }
+                guard zlib.nextIn?[0] == 0x1f else { throw .corrupt("unexpected bytes after the end of the compressed data") }
+                zlib.reset(); streamEnded = false
             }
             try refill()
-            let outBefore = strm.pointee.avail_out, inBefore = strm.pointee.avail_in
-            let rc = inflate(strm, Z_NO_FLUSH)
-            if rc == Z_STREAM_END { streamEnded = true; continue }
-            guard rc == Z_OK || rc == Z_BUF_ERROR else {
-                throw .corrupt(strm.pointee.msg.map { String(cString: $0) } ?? "inflate error \(rc)")
-            }
-            if inputEOF, strm.pointee.avail_out == outBefore, strm.pointee.avail_in == inBefore {
-                if strm.pointee.avail_out < uInt(total) { break }
+            let outBefore = zlib.availableOut, inBefore = zlib.availableIn
+            let status: Zlib.Status
+            do { status = try zlib.inflate() } catch { throw .corrupt(error.message ?? "inflate error \(error.code)") }
+            if status == .streamEnd { streamEnded = true; continue }
+            if inputEOF, zlib.availableOut == outBefore, zlib.availableIn == inBefore {
+                if zlib.availableOut < total { break }
                 throw .truncated
             }
         }
-        return total - Int(strm.pointee.avail_out)
+        return total - zlib.availableOut
     }
 }
 

@@ -247,12 +247,13 @@ public struct BinanceRawImporter: TradeImporter {
                 } else { policy.skip("not a stream frame") }
                 continue
             }
-            guard let obj = try? JSONSerialization.jsonObject(with: Data(buffer: json)) as? [String: Any] else {
+            guard let obj = JSONValue.parse(UnsafeRawBufferPointer(json)) else {
                 try policy.bad("invalid JSON", line: ln, "frame is not valid JSON"); continue
             }
-            let d = obj["data"] as? [String: Any] ?? obj
-            guard d["e"] as? String == "trade", let s = d["s"] as? String, let t = jsonInt(d["T"]),
-                  let p = (d["p"] as? String).flatMap(Double.init), let q = (d["q"] as? String).flatMap(Double.init)
+            let d: JSONValue
+            if case .object? = obj["data"] { d = obj["data"]! } else { d = obj }
+            guard d["e"]?.string == "trade", let s = d["s"]?.string, let t = d["T"]?.int64,
+                  let p = d["p"]?.string.flatMap(Double.init), let q = d["q"]?.string.flatMap(Double.init)
             else { try policy.bad("bad trade", line: ln, "trade event lacks s, T, or numeric p/q strings"); continue }
             guard ns >= lastNs else { try policy.bad("out of order", line: ln, "receive time \(ns) is earlier than the previous line's \(lastNs)"); continue }
             lastNs = ns

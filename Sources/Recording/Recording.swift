@@ -1,5 +1,4 @@
 import MarketData
-import CZlib
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -34,33 +33,25 @@ public struct RecordingHeader: Sendable, Equatable {
     static func parse(_ line: UnsafeBufferPointer<UInt8>, path: String) throws(RecordingError) -> RecordingHeader {
         let notHeader = RecordingError(.missingHeader, path: path, line: 1,
                                        #"missing header: line 1 is not a recording header ({"format":"finnhub-recording",...})"#)
-        guard let obj = try? JSONSerialization.jsonObject(with: Data(buffer: line)) as? [String: Any],
-              let format = obj["format"] as? String else { throw notHeader }
+        guard let obj = JSONValue.parse(UnsafeRawBufferPointer(line)), let format = obj["format"]?.string else { throw notHeader }
         guard format == Self.format else {
             throw RecordingError(.unsupportedFormat, path: path, line: 1, "unknown format \"\(format)\", this build reads \(Self.format)")
         }
-        guard let vn = jsonInt(obj["version"]) else {
+        guard let vn = obj["version"]?.int64 else {
             throw RecordingError(.unsupportedVersion, path: path, line: 1, "header version is not an integer")
         }
         guard vn == Int64(Self.supportedVersion) else {
             throw RecordingError(.unsupportedVersion, path: path, line: 1,
                                  "unsupported recording version \(vn), this build reads version \(Self.supportedVersion)")
         }
-        guard let start = jsonInt(obj["start_ns"]) else {
+        guard let start = obj["start_ns"]?.int64 else {
             throw RecordingError(.missingHeader, path: path, line: 1, "header start_ns is missing or not an integer")
         }
-        return RecordingHeader(source: obj["source"] as? String ?? "", symbols: obj["symbols"] as? [String] ?? [],
-                               startNs: start, createdBy: obj["created_by"] as? String ?? "")
+        return RecordingHeader(source: obj["source"]?.string ?? "", symbols: obj["symbols"]?.array?.compactMap(\.string) ?? [],
+                               startNs: start, createdBy: obj["created_by"]?.string ?? "")
     }
 }
 
-/// An integer JSON number (not 7.0, not "7") from JSONSerialization output.
-func jsonInt(_ v: Any?) -> Int64? {
-    guard let n = v as? NSNumber, !(v is String) else { return nil }
-    let s = n.stringValue
-    guard !s.isEmpty, s.drop(while: { $0 == "-" }).allSatisfy(\.isWholeNumber) else { return nil }
-    return Int64(s)
-}
 
 /// One received WebSocket text frame. `frame` is the exact text as recorded.
 public struct RecordedFrame: Sendable, Hashable {
@@ -203,7 +194,7 @@ public final class RecordingWriter {
 final class FileSink {
     let path: String
     let fd: Int32
-    let strm: UnsafeMutablePointer<z_stream>?
+    let zlib: Zlib?
     var out = [UInt8](repeating: 0, count: 1 << 18)
     var committed: off_t = 0
     var memberOpen = false
@@ -213,15 +204,8 @@ final class FileSink {
         fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | (overwrite ? O_TRUNC : O_EXCL), 0o644)
         guard fd >= 0 else { throw RecordingError(.io, path: path, "cannot create: \(errnoText())") }
         if gzip {
-            let s = UnsafeMutablePointer<z_stream>.allocate(capacity: 1)
-            s.initialize(to: z_stream())
-            deflateInit2_(s, 6, Z_DEFLATED, 31, 8, Z_DEFAULT_STRATEGY, zlibVersion(), Int32(MemoryLayout<z_stream>.size))
-            strm = s
-        } else { strm = nil }
-    }
-
-    deinit {
-        if let strm { deflateEnd(strm); strm.deallocate() }
+            do { zlib = try Zlib(.gzipDeflate(level: 6)) } catch { throw RecordingError(.io, path: path, error.description) }
+        } else { zlib = nil }
     }
 
     private func writeAll(_ p: UnsafeRawPointer, _ n: Int) throws(RecordingError) {
@@ -231,7 +215,7 @@ final class FileSink {
             if r < 0 {
                 if errno == EINTR { continue }
                 let msg = errnoText()
-                if strm == nil { _ = ftruncate(fd, committed) }
+                if zlib == nil { _ = ftruncate(fd, committed) }
                 throw RecordingError(.io, path: path, "write failed: \(msg)")
             }
             done += r
@@ -241,7 +225,7 @@ final class FileSink {
 
     /// Writes complete lines; with `finish`, a gzip member is completed.
     func write(_ data: [UInt8], finish: Bool) throws(RecordingError) {
-        guard let strm else {
+        guard let zlib else {
             if data.isEmpty { return }
             let err = data.withUnsafeBytes { b -> RecordingError? in
                 do throws(RecordingError) { try writeAll(b.baseAddress!, b.count); return nil } catch { return error }
@@ -251,21 +235,20 @@ final class FileSink {
         }
         if data.isEmpty && !(finish && memberOpen) { return }
         try data.withUnsafeBufferPointer { (inp) throws(RecordingError) in
-            strm.pointee.next_in = UnsafeMutablePointer(mutating: inp.baseAddress)
-            strm.pointee.avail_in = uInt(inp.count)
+            zlib.setInput(inp.baseAddress, count: inp.count)
             try out.withUnsafeMutableBufferPointer { (o) throws(RecordingError) in
                 while true {
-                    strm.pointee.next_out = o.baseAddress; strm.pointee.avail_out = uInt(o.count)
-                    let rc = deflate(strm, finish ? Z_FINISH : Z_NO_FLUSH)
-                    let produced = o.count - Int(strm.pointee.avail_out)
+                    zlib.setOutput(o.baseAddress, count: o.count)
+                    let status: Zlib.Status
+                    do { status = try zlib.deflate(finish: finish) } catch { throw RecordingError(.io, path: path, "\(error)") }
+                    let produced = o.count - zlib.availableOut
                     if produced > 0 { try writeAll(o.baseAddress!, produced) }
-                    if rc == Z_STREAM_END { break }
-                    guard rc == Z_OK || rc == Z_BUF_ERROR else { throw RecordingError(.io, path: path, "deflate failed (\(rc))") }
-                    if !finish && strm.pointee.avail_in == 0 && strm.pointee.avail_out > 0 { break }
+                    if status == .streamEnd { break }
+                    if !finish && zlib.availableIn == 0 && zlib.availableOut > 0 { break }
                 }
             }
         }
-        if finish { deflateReset(strm); memberOpen = false } else { memberOpen = true }
+        if finish { zlib.reset(); memberOpen = false } else { memberOpen = true }
     }
 
     func close() throws(RecordingError) {

@@ -66,8 +66,7 @@ final class Connection: Sendable {
     func handle(_ text: String) async {
         if let order = OrderProtocol.decodeOrder(text) { return await handle(order) }
         guard let message = try? FinnhubCodec.decodeClientMessage(text) else {
-            if let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any],
-               object["type"] as? String == "subscribe", object["symbol"] is String {
+            if let object = JSONValue.parse(text), object["type"]?.string == "subscribe", object["symbol"]?.string != nil {
                 return await send(FinnhubCodec.encodeError("Invalid symbol"))
             }
             logger.info("ignoring malformed client frame", metadata: ["frame": "\(String(text.prefix(200)).escapingControlCharacters)"])

@@ -13,11 +13,9 @@ import Testing
 
 @Suite struct RealDataTests {
     /// Every built-in strategy over the real Tardis BTCUSDT session, read as CSV and as a converted recording.
-    @Test func tardisSession() throws {
-        guard let dir = realDataDir() else {
-            print("SKIP: real data not found (../shared/data/real is absent; set MARKET_DATA_REAL_DIR)")
-            return
-        }
+    @Test(.enabled(if: realDataDir() != nil, "needs ../shared/data/real (or MARKET_DATA_REAL_DIR)"))
+    func tardisSession() throws {
+        let dir = try #require(realDataDir())
         let csv = dir + "/tardis_binance-futures_BTCUSDT_trades_2020-02-22.csv"
         let out = tempDir()
         defer { try? FileManager.default.removeItem(atPath: out) }
@@ -34,7 +32,7 @@ import Testing
             #expect(r.trades == rows && rows == 9999)
             #expect(r.symbols.map(\.symbol) == ["BINANCE:BTCUSDT"])
             #expect(r.spanMs > 2 * 3600 * 1000 && r.spanMs < 2 * 3600 * 1000 + 6 * 60 * 1000)
-            #expect(r.fills >= 1 && r.fees > 0 && r.maxDrawdown >= 0 && r.maxDrawdownPct < 5)
+            #expect(r.fills >= 1 && r.fees > 0 && r.maxDrawdown > 0 && r.maxDrawdownPct > 0 && r.maxDrawdownPct < 5)
             #expect(r.exposure > 0 && r.exposure <= 1)
             #expect(abs(r.returnPct) < 5, "prices moved 9653…9711, a long-only strategy cannot lose or win more")
             #expect(r.symbols[0].lastPrice >= 9653.07 && r.symbols[0].lastPrice <= 9710.70)

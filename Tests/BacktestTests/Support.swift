@@ -29,12 +29,6 @@ func config(cash: Double = 10_000, feeBps: Double = 0, latencyMs: Int64 = 0) -> 
 
 func close(_ a: Double, _ b: Double, _ tol: Double = 1e-9) -> Bool { abs(a - b) <= tol * max(1, abs(b)) }
 
-func tempDir() -> String {
-    let d = FileManager.default.temporaryDirectory.appendingPathComponent("backtest-\(UUID().uuidString)").path
-    try! FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
-    return d
-}
-
 /// Deterministic pseudo-random trades: a random walk per symbol, several trades per millisecond at times.
 func syntheticTrades(count: Int, symbols: [String] = ["BINANCE:BTCUSDT", "AAPL"], seed: UInt64 = 42) -> [Trade] {
     var state = seed

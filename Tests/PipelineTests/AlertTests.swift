@@ -48,19 +48,20 @@ import Testing
                           AlertRule(symbol: "BINANCE:BTCUSDT", condition: .priceBelow(50_000)),
                           AlertRule(symbol: "*", condition: .changeBeyond(2.5))])
         #expect(try AlertRules.parse("  ").isEmpty)
-        let bad: [(String, AlertRuleParseError)] = [
-            ("AAPL:above", .missingFields(rule: "AAPL:above")),
-            ("AAPL:sideways:1", .unknownKind(rule: "AAPL:sideways:1", kind: "sideways")),
-            ("AAPL:above:abc", .invalidLevel(rule: "AAPL:above:abc", text: "abc")),
-            ("AAPL:above:inf", .invalidLevel(rule: "AAPL:above:inf", text: "inf")),
-            (":above:1", .emptySymbol(rule: ":above:1")),
-            ("AAPL:above:1,,X:below:2", .emptyRule(position: 1)),
-            ("AAPL:above:1,", .emptyRule(position: 1)),
-            ("*:change:-1", .nonPositiveChange(rule: "*:change:-1")),
+        let bad: [(String, AlertRuleParseError, String)] = [
+            ("AAPL:above", .missingFields(rule: "AAPL:above"), "alert rule 'AAPL:above' must look like SYMBOL:above|below|change:NUMBER"),
+            ("AAPL:sideways:1", .unknownKind(rule: "AAPL:sideways:1", kind: "sideways"),
+             "alert rule 'AAPL:sideways:1': unknown kind 'sideways' (expected above, below or change)"),
+            ("AAPL:above:abc", .invalidLevel(rule: "AAPL:above:abc", text: "abc"), "alert rule 'AAPL:above:abc': 'abc' is not a finite number"),
+            ("AAPL:above:inf", .invalidLevel(rule: "AAPL:above:inf", text: "inf"), "alert rule 'AAPL:above:inf': 'inf' is not a finite number"),
+            (":above:1", .emptySymbol(rule: ":above:1"), "alert rule ':above:1' has an empty symbol (use * for all symbols)"),
+            ("AAPL:above:1,,X:below:2", .emptyRule(position: 1), "alert rule #2 is empty"),
+            ("AAPL:above:1,", .emptyRule(position: 1), "alert rule #2 is empty"),
+            ("*:change:-1", .nonPositiveChange(rule: "*:change:-1"), "alert rule '*:change:-1': change percent must be > 0"),
         ]
-        for (text, err) in bad {
+        for (text, err, message) in bad {
             #expect(throws: err) { try AlertRules.parse(text) }
-            #expect(!err.description.isEmpty)
+            #expect(err.description == message)
         }
     }
 }

@@ -34,7 +34,7 @@ struct BadInputTests {
         (["aggregator", "--hop", "0"], "--hop must be at least 1 second"),
         (["aggregator", "--alerts", "AAPL:above:-5"], "a price level must be > 0"),
         (["aggregator", "--alerts", ""], "--alerts is empty; leave the flag out for no alerts"),
-        (["logger", "--log-level", "bogus"], "--log-level must be one of trace, debug, info, notice, warning, error, critical, got 'bogus'"),
+        (["logger", "--log-level", "bogus"], "The value 'bogus' is invalid for '--log-level <log-level>'. Please provide one of the following:\n  - trace\n  - debug\n  - info\n  - notice\n  - warning\n  - error\n  - critical"),
         (["logger", "--metrics-port", "99999"], "--metrics-port must be a port number from 0 to 65535, got 99999"),
         (["logger", "--metrics-port=-1"], "--metrics-port must be a port number from 0 to 65535, got -1"),
         (["produce", "--url", "not a url"], "--url must be a ws:// or wss:// URL with a host"),
@@ -50,7 +50,7 @@ struct BadInputTests {
     @Test(arguments: [
         (["--port", "99999"], "--port must be a port number from 0 to 65535, got 99999"),
         (["--port=-5"], "--port must be a port number from 0 to 65535, got -5"),
-        (["--log-level", "bogus"], "--log-level must be one of"),
+        (["--log-level", "bogus"], "The value 'bogus' is invalid for '--log-level <log-level>'. Please provide one of the following:"),
         (["--ping-interval", "0"], "--ping-interval must be > 0 seconds, got 0.0"),
         (["--ping-interval=-1"], "--ping-interval must be > 0 seconds, got -1.0"),
         (["--rate=-5"], "--rate takes a number of trades per second > 0 or 'max', got '-5'"),

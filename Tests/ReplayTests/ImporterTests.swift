@@ -26,8 +26,9 @@ func importAndRead(_ importer: some TradeImporter) throws -> (ImportStats, [Reco
 
 extension SerializedTests {
 @Suite struct ImporterTests {
-    @Test func tardis() throws {
-        guard let dir = realDataDir() else { print("SKIP: real data not found (set MARKET_DATA_REAL_DIR)"); return }
+    @Test(.enabled(if: realDataDir() != nil, "needs ../shared/data/real (or MARKET_DATA_REAL_DIR)"))
+    func tardis() throws {
+        let dir = try #require(realDataDir())
         let path = dir + "/tardis_binance-futures_BTCUSDT_trades_2020-02-22.csv"
         let rows = String(decoding: try Data(contentsOf: URL(fileURLWithPath: path)), as: UTF8.self)
             .split(separator: "\n").dropFirst().map { $0.split(separator: ",").map(String.init) }
@@ -44,8 +45,9 @@ extension SerializedTests {
         #expect(frames.last!.recvNs == Int64(rows.last![3])! * 1000)
     }
 
-    @Test func binanceRaw() throws {
-        guard let dir = realDataDir() else { print("SKIP: real data not found (set MARKET_DATA_REAL_DIR)"); return }
+    @Test(.enabled(if: realDataDir() != nil, "needs ../shared/data/real (or MARKET_DATA_REAL_DIR)"))
+    func binanceRaw() throws {
+        let dir = try #require(realDataDir())
         let path = dir + "/binance-coinm_BTCUSD_PERP_20240808_raw.txt.gz"
         let lines = String(decoding: try run(["gzip", "-dc", path]), as: UTF8.self).split(separator: "\n")
         let tradeLines = lines.filter { $0.contains(#""e":"trade""#) }
@@ -63,8 +65,9 @@ extension SerializedTests {
         }
     }
 
-    @Test func leanSpy() throws {
-        guard let dir = realDataDir() else { print("SKIP: real data not found (set MARKET_DATA_REAL_DIR)"); return }
+    @Test(.enabled(if: realDataDir() != nil, "needs ../shared/data/real (or MARKET_DATA_REAL_DIR)"))
+    func leanSpy() throws {
+        let dir = try #require(realDataDir())
         let path = dir + "/lean_spy_tick_20131007_trade.zip"
         let rows = String(decoding: try run(["unzip", "-p", path, "20131007_spy_Trade_Tick.csv"]), as: UTF8.self)
             .split(separator: "\n").map { $0.split(separator: ",").map(String.init) }

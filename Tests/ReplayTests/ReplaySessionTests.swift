@@ -9,8 +9,6 @@ import Foundation
 import Synchronization
 import Testing
 
-extension RecordedTradeSource: TradeSource {}
-
 /// Trades of every frame of a recording, in order.
 func recordedTrades(_ path: String) throws -> [Trade] {
     var out: [Trade] = []
@@ -204,11 +202,12 @@ func capture(port: Int, symbols: [String], seconds: Double, to path: String) asy
         #expect(got.map(\.symbol) == Array(repeating: "BINANCE:BTCUSDT", count: 3))
         #expect(got.map(\.price) == [9700.5, 9700.25, 9701])
         #expect(s.frames == 2 && s.scheduledNs == 110_000_000)
+    }
 
-        guard let real = realDataDir() else {
-            print("skipping the real Tardis file: ../shared/data/real is absent")
-            return
-        }
+    @Test(.enabled(if: realDataDir() != nil, "needs ../shared/data/real (or MARKET_DATA_REAL_DIR)"))
+    func realTardisSessionReplaysInFull() async throws {
+        let real = try #require(realDataDir())
+        let dir = tempDir()
         let realOut = dir + "/tardis.jsonl.gz"
         let rs = try TardisTradesImporter(path: real + "/tardis_binance-futures_BTCUSDT_trades_2020-02-22.csv").convert(to: realOut)
         var n = 0, first: Trade?, last: Trade?

@@ -7,12 +7,6 @@ import SimExchange
 import MarketStreamTesting
 import Foundation
 
-func tempDir() -> String {
-    let d = FileManager.default.temporaryDirectory.appendingPathComponent("replaycore-\(UUID().uuidString)").path
-    try! FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
-    return d
-}
-
 func writeText(_ path: String, _ text: String) { _ = FileManager.default.createFile(atPath: path, contents: Data(text.utf8)) }
 
 let testHeader = RecordingHeader(source: "wss://ws.finnhub.io", symbols: ["BINANCE:BTCUSDT", "AAPL"], startNs: 1_700_000_000_000_000_000, createdBy: "tests")

@@ -109,9 +109,7 @@ struct Paper: AsyncParsableCommand {
 
     @Argument(help: "Strategy parameters key=value.") var extra: [String] = []
     @OptionGroup var engine: EngineOptions
-    @Option(help: "Kafka bootstrap servers (default: KAFKA_BOOTSTRAP_SERVERS from the environment or .env, else 127.0.0.1:9092).")
-    var bootstrapServers: String?
-    @Option(name: .customShort("X"), help: "librdkafka property key=value (repeatable).") var properties: [String] = []
+    @OptionGroup var kafkaFlags: KafkaFlags
     @Option(help: "Kafka topic with the trades.") var topic = Topics.rawMarketData
     @Option(help: "Consumer group (default: a new one per run).") var group: String?
     @Option(help: "Take windows from this topic (e.g. aggregated-metrics) instead of the in-process aggregator.") var metricsTopic: String?
@@ -120,8 +118,11 @@ struct Paper: AsyncParsableCommand {
     @Option(help: "Stop after N trades.") var maxTrades: Int?
     @Option(help: "Stop after no trade arrived for this long (e.g. 30s).") var idleTimeout: String?
     @Flag(help: "Print every fill to stderr.") var verbose = false
+    @OptionGroup(title: "Instead of Kafka, paper-trade over any source (a live or sim-exchange WebSocket, recordings at N×, the synthetic market)")
+    var source: SourceFlags
 
     func run() async throws {
+        if source.url != nil || !source.recording.isEmpty || source.synthetic { return try await runOverFeed() }
         let config: BacktestConfig
         var options = PaperOptions()
         var kafka = KafkaConfig.from(settings: Settings.load())
@@ -129,8 +130,8 @@ struct Paper: AsyncParsableCommand {
             (_, config) = try engine.make(extra: extra)
             if let idleTimeout { options.idleTimeout = .milliseconds(try DurationText.milliseconds(idleTimeout)) }
         } catch { throw fail(error.description) }
-        if let bootstrapServers { kafka.bootstrapServers = bootstrapServers }
-        for p in properties { do { try kafka.set(p) } catch { throw fail("-X \(p): \(error.message)") } }
+        if let bootstrapServers = kafkaFlags.bootstrapServers { kafka.bootstrapServers = bootstrapServers }
+        for p in kafkaFlags.properties { do { try kafka.set(p) } catch { throw fail("-X \(p): \(error.message)") } }
         options.topic = topic
         options.metricsTopic = metricsTopic
         options.exchangeURL = exchange
@@ -155,6 +156,35 @@ struct Paper: AsyncParsableCommand {
         }
         guard let result = result.withLock({ $0 }) else { return }
         do { try engine.output(result) } catch { throw fail(error.description) }
+    }
+
+    /// Paper trading over a ``Feed`` instead of Kafka: the same engine, the trades as the source delivers them.
+    func runOverFeed() async throws {
+        let config: BacktestConfig
+        do { (_, config) = try engine.make(extra: extra) } catch { throw fail(error.description) }
+        let (name, params) = (engine.strategy, engine.params + extra)
+        let feed: any Feed
+        do { feed = try source.makeFeed(Settings.load()) } catch { throw fail("\(error)") }
+        let result = Mutex<BacktestResult?>(nil)
+        do {
+            try await Lifecycle.run("backtest-paper", logger: Logger(label: "backtest")) {
+                let r = try await cancelWhenGracefulShutdown {
+                    try await Self.run(feed: feed, strategy: try Strategies.make(name, parameters: params), config: config)
+                }
+                result.withLock { $0 = r }
+            }
+        } catch let error as ExitCode {
+            throw error
+        } catch {
+            throw fail((error as? BacktestFailure)?.description ?? "\(error)")
+        }
+        guard let result = result.withLock({ $0 }) else { return }
+        do { try engine.output(result) } catch { throw fail(error.description) }
+    }
+
+    static func run(feed: any Feed, strategy: any Strategy, config: BacktestConfig) async throws -> BacktestResult {
+        func go<S: Strategy>(_ s: S) async throws -> BacktestResult { try await Backtest.run(feed: feed, strategy: s, config: config) }
+        return try await go(strategy)
     }
 
     @Sendable static func printFill(_ f: Fill) {

@@ -30,8 +30,8 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "Trades for the codec and websocket scenarios (default 2,000,000; --quick 200,000 and 100,000).") var trades: Int?
     @Option(help: "Comma-separated scenarios: \(BenchOptions.allScenarios.joined(separator: ", ")).") var scenarios: String = BenchOptions.allScenarios.joined(separator: ",")
     @Option(help: "Offered end-to-end rates, messages/s (default 1k,10k,20k,50k; --quick 1k,20k).") var rates: String?
-    @Option(help: "Seconds of traffic per end-to-end rate (default 10; --quick 1).") var duration: Double?
-    @Option(help: "Kafka to use instead of a broker of bench's own.") var bootstrapServers: String?
+    @Option(help: "Seconds of traffic per end-to-end rate (default 10; --quick 1).") var duration: SecondsArgument?
+    @OptionGroup var kafka: KafkaFlags
     @Flag(help: "Read KAFKA_BOOTSTRAP_SERVERS (environment or .env) instead of starting a broker.") var useEnv = false
     @Option(help: "Write the report as JSON to this file.") var json: String?
     @Option(help: "Write a self-contained HTML report with plots to this file.") var html: String?
@@ -40,7 +40,6 @@ struct BenchCommand: AsyncParsableCommand {
     func validate() throws {
         _ = try BenchOptions.parseScenarios(scenarios)
         if let rates { _ = try BenchOptions.parseRates(rates) }
-        if let duration, !(duration > 0) { throw ValidationError("--duration must be a positive number of seconds") }
         if let messages, messages < 1 { throw ValidationError("--messages must be at least 1") }
         if let trades, trades < 10 { throw ValidationError("--trades must be at least 10") }
     }
@@ -52,10 +51,10 @@ struct BenchCommand: AsyncParsableCommand {
         options.messages = messages
         options.trades = trades
         options.rates = try rates.map(BenchOptions.parseRates)
-        options.seconds = duration
+        options.seconds = duration?.seconds
         var broker: LocalBroker?
         var config: KafkaConfig
-        if let bootstrapServers {
+        if let bootstrapServers = kafka.bootstrapServers {
             config = KafkaConfig(bootstrapServers: bootstrapServers)
         } else if useEnv {
             config = KafkaConfig.from(settings: .load())
@@ -65,6 +64,7 @@ struct BenchCommand: AsyncParsableCommand {
             config = KafkaConfig(bootstrapServers: local.bootstrapServers)
         }
         defer { broker?.stop() }
+        for p in kafka.properties { try config.set(p) }
 
         let results = try await BenchRunner.run(options, config: config) { FileHandle.standardError.write(Data("bench: \($0)\n".utf8)) }
 

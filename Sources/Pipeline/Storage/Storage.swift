@@ -3,7 +3,6 @@ import Feeds
 import Aggregation
 import MarketData
 import Recording
-import CZlib
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -13,14 +12,14 @@ public enum StorageError: Error, Equatable, CustomStringConvertible {
     case outsideRoot(path: String, root: String)
     case invalidName(String)
     case io(operation: String, path: String, errno: Int32)
-    case zlib(operation: String, code: Int32)
+    case zlib(ZlibError)
 
     public var description: String {
         switch self {
         case .outsideRoot(let p, let r): return "path '\(p)' escapes storage root '\(r)'"
         case .invalidName(let n): return "invalid file name '\(n)'"
         case .io(let op, let p, let e): return "\(op) '\(p)' failed: \(String(cString: strerror(e)))"
-        case .zlib(let op, let c): return "zlib \(op) failed with code \(c)"
+        case .zlib(let e): return "\(e)"
         }
     }
 }
@@ -203,7 +202,8 @@ public enum AtomicFileWriter {
         let name = String(p[p.index(after: slash)...])
         guard !name.isEmpty, name != ".", name != ".." else { throw StorageError.invalidName(path) }
         try makeDirectories(dir)
-        let data = gzip ? try Gzip.compress(bytes) : bytes
+        let data: [UInt8]
+        do { data = gzip ? try Gzip.compress(bytes) : bytes } catch { throw StorageError.zlib(error) }
         let tmp = dir + "/." + name + ".tmp-" + SafeFileName.hex16(UInt64.random(in: .min ... .max))
         let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw StorageError.io(operation: "open", path: tmp, errno: errno) }
@@ -258,51 +258,6 @@ enum FileKind: Equatable {
     }
     static func children(_ dir: String) -> [String] {
         ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).sorted()
-    }
-}
-
-/// In-memory gzip (RFC 1952) via system zlib.
-public enum Gzip {
-    public static func compress(_ input: [UInt8], level: Int32 = 6) throws -> [UInt8] {
-        var s = z_stream()
-        var rc = czlib_deflate_init_gzip(&s, level)
-        guard rc == Z_OK else { throw StorageError.zlib(operation: "deflateInit2", code: rc) }
-        defer { deflateEnd(&s) }
-        var out = [UInt8](repeating: 0, count: Int(deflateBound(&s, UInt(input.count))) + 32)
-        var input = input
-        rc = input.withUnsafeMutableBufferPointer { inp in
-            out.withUnsafeMutableBufferPointer { o in
-                s.next_in = inp.baseAddress; s.avail_in = uInt(inp.count)
-                s.next_out = o.baseAddress; s.avail_out = uInt(o.count)
-                return deflate(&s, Z_FINISH)
-            }
-        }
-        guard rc == Z_STREAM_END else { throw StorageError.zlib(operation: "deflate", code: rc) }
-        out.removeLast(Int(s.avail_out))
-        return out
-    }
-
-    public static func decompress(_ input: [UInt8]) throws -> [UInt8] {
-        var s = z_stream()
-        var rc = czlib_inflate_init_gzip(&s)
-        guard rc == Z_OK else { throw StorageError.zlib(operation: "inflateInit2", code: rc) }
-        defer { inflateEnd(&s) }
-        var input = input, result: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 64 * 1024)
-        try input.withUnsafeMutableBufferPointer { inp in
-            s.next_in = inp.baseAddress; s.avail_in = uInt(inp.count)
-            repeat {
-                let produced: Int = chunk.withUnsafeMutableBufferPointer { o in
-                    s.next_out = o.baseAddress; s.avail_out = uInt(o.count)
-                    rc = inflate(&s, Z_NO_FLUSH)
-                    return o.count - Int(s.avail_out)
-                }
-                result += chunk[..<produced]
-                guard rc == Z_OK || rc == Z_STREAM_END else { throw StorageError.zlib(operation: "inflate", code: rc) }
-                if rc == Z_OK && produced == 0 && s.avail_in == 0 { throw StorageError.zlib(operation: "inflate", code: Z_BUF_ERROR) }
-            } while rc != Z_STREAM_END
-        }
-        return result
     }
 }
 
