@@ -116,7 +116,8 @@ let package = Package(
         ]),
         .executableTarget(
             name: "sim-exchange",
-            dependencies: ["SimExchange", "Feeds", "MarketData", "CLI", .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "Logging", package: "swift-log")],
+            dependencies: ["SimExchange", "Feeds", "MarketData", "CLI", .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "Logging", package: "swift-log"),
+                           .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
             path: "Sources/Commands/sim-exchange"),
         .executableTarget(
             name: "replay",

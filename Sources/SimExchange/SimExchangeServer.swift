@@ -36,9 +36,10 @@ public final class SimExchangeServer: Sendable {
         self.logger = logger
     }
 
-    /// Serves until cancelled or SIGINT/SIGTERM (graceful shutdown).
-    public func runService() async throws {
-        try await makeApplication(onRunning: { _ in }).runService()
+    /// The server as a `Service`: serves until graceful shutdown or cancellation (run it in a
+    /// `ServiceGroup`, e.g. the commands' `Lifecycle`).
+    public func service() throws -> some Service {
+        try makeApplication(onRunning: { _ in })
     }
 
     /// Starts serving in the background and returns the bound port (useful with port 0).

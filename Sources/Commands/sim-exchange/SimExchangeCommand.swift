@@ -5,6 +5,7 @@ import CLI
 import Foundation
 import ArgumentParser
 import Logging
+import ServiceLifecycle
 
 @main
 struct SimExchangeCommand: AsyncParsableCommand {
@@ -21,7 +22,14 @@ struct SimExchangeCommand: AsyncParsableCommand {
             {"type":"error","msg":"Subscribing to too many symbols"}; malformed client frames are logged and ignored. \
             Slow clients: each connection may queue --outbound-budget bytes; in paced mode frames due while over budget \
             are dropped and the count is logged once when the connection ends. GET /health answers 200. \
-            SIGINT/SIGTERM shut down gracefully.
+            SIGINT/SIGTERM shut down gracefully; a second signal exits at once.
+
+            Examples:
+              sim-exchange --port 9001                                   # ws://127.0.0.1:9001/?token=anything
+              sim-exchange --seed 7 --rate 500 --token secret --ping-interval 10
+              sim-exchange --replay recordings/aapl.jsonl --speed 10x
+              sim-exchange --drop-after-frames 100 --malformed-every 50
+              sim-exchange --tls-cert cert.pem --tls-key key.pem         # wss://
             """)
 
     @Option(help: "Address to bind.") var host = "127.0.0.1"
@@ -49,7 +57,7 @@ struct SimExchangeCommand: AsyncParsableCommand {
     @Option(help: "Orders over the WebSocket: ms of trade time before an order can fill.") var orderLatencyMs: Int64 = 0
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel = LogLevelArgument(.info)
     @Option(help: "Serve the trades of this recording instead of the synthetic market (see docs/RECORDING_FORMAT.md).") var replay: String?
-    @Option(parsing: .unconditional, help: "With --replay: 10x, 1x, 0.5x … (recorded time per wall time).") var speed = "1x"
+    @Option(parsing: .unconditional, help: "With --replay: 10x, 1x, 0.5x … (recorded time per wall time).") var speed = SpeedArgument(.factor(1))
     @Flag(help: "With --replay: start over at the end.") var loop = false
 
     func validate() throws {
@@ -64,7 +72,7 @@ struct SimExchangeCommand: AsyncParsableCommand {
         }
         if maxTradesPerFrame < 1 || frameIntervalMs < 1 { throw ValidationError("--max-trades-per-frame and --frame-interval-ms must be positive") }
         if replay != nil {
-            guard case .factor = try? Speed.parse(speed) else { throw ValidationError("--speed takes a factor like 10x, 1x or 0.5x") }
+            guard case .factor = speed.speed else { throw ValidationError("--speed takes a factor like 10x, 1x or 0.5x") }
         }
     }
 
@@ -96,12 +104,13 @@ struct SimExchangeCommand: AsyncParsableCommand {
         var logger = Logger(label: "sim-exchange")
         logger.logLevel = logLevel.level
         if let replay {
-            guard case .factor(let factor) = try Speed.parse(speed) else { throw ValidationError("--speed takes a factor like 10x") }
+            guard case .factor(let factor) = speed.speed else { throw ValidationError("--speed takes a factor like 10x") }
             config.tradeSource = try ReplaySource.factory(path: replay, speed: factor, loop: loop, logger: logger)
         }
         if let reason = FlagCheck.bindable(host: host, port: port, flag: "--port") {
             throw ValidationError(reason + " (another sim-exchange running? --port 0 picks a free port)")
         }
-        try await SimExchangeServer(config: config, logger: logger).runService()
+        let server = try SimExchangeServer(config: config, logger: logger).service()
+        try await Lifecycle.run([server], logger: logger)
     }
 }
