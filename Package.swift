@@ -55,6 +55,7 @@ let package = Package(
         // Feeds: the Feed protocol and every source (WebSocket, recording, synthetic, merged), the recorder.
         .target(name: "Feeds", dependencies: [
             "MarketData", "Recording",
+            .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
@@ -141,7 +142,7 @@ let package = Package(
         .testTarget(name: "BenchTests", dependencies: ["Bench", "Pipeline", "Kafka", "MarketData", "MarketStreamTesting"], linkerSettings: rdkafkaLinker),
         .testTarget(name: "FeedTests", dependencies: ["Feeds", "MarketData", "Exchange", "Recording"]),
         .testTarget(name: "SimExchangeTests", dependencies: ["SimExchange", "Feeds", "MarketData", "Exchange", .product(name: "Logging", package: "swift-log")]),
-        .testTarget(name: "ReplayTests", dependencies: ["Feeds", "Recording", "MarketData", "Pipeline", "Aggregation", "Kafka", "SimExchange", "MarketStreamTesting",
+        .testTarget(name: "ReplayTests", dependencies: ["Feeds", "Recording", "MarketData", "Pipeline", "Aggregation", "CLI", "Kafka", "SimExchange", "MarketStreamTesting",
                                                  .product(name: "Logging", package: "swift-log")], linkerSettings: rdkafkaLinker),
         .testTarget(name: "BacktestTests", dependencies: ["Backtest", "Feeds", "Recording", "MarketData", "Exchange", "Aggregation", "Pipeline", "Kafka", "MarketStreamTesting", "SimExchange",
                                                   .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),

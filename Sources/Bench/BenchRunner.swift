@@ -9,7 +9,7 @@ import Foundation
 
 /// What `bench` runs: scenario selection and sizes.
 public struct BenchOptions: Sendable {
-    public static let allScenarios = ["codec", "kafka", "aggregator", "e2e", "websocket", "replay"]
+    public static let allScenarios = ["codec", "kafka", "aggregator", "e2e", "websocket", "replay", "seek"]
     public static let defaultRates: [Double] = [1_000, 10_000, 20_000, 50_000]
     public static let quickRates: [Double] = [1_000, 20_000]
 
@@ -87,6 +87,11 @@ public enum BenchRunner {
             var e2e = EndToEndScenario(config: config, rates: rates, seconds: o.seconds ?? (o.quick ? 1 : 10))
             if o.quick { e2e.rounds = 2 }
             results += try await e2e.run()
+        }
+        if o.scenarios.contains("seek") {
+            let n = o.quick ? 200_000 : 10_000_000
+            log("seek in \(n)-trade recordings…")
+            results += try await SeekScenario(trades: n).run()
         }
         return results
     }

@@ -127,6 +127,17 @@ public struct ReplayScenarios: Sendable {
         }
         results.append(BenchResult(scenario: "replay --dry-run --speed max", messages: dry.summary.trades, messageBytes: bytes, seconds: dry.seconds, cpuSeconds: dry.cpu,
                                    note: "decode the recording and write each trade's JSON line to /dev/null"))
+        let steered = try await timed {
+            let control = ReplayControl(speed: .max, file: "bench")
+            let feed = RecordingFeed(path: path, options: ReplayOptions(speed: .max), control: control)
+            try await IngestService(feed: feed, sink: out).run()
+            return feed.summary!
+        }
+        var r = BenchResult(scenario: "replay --dry-run --speed max, steerable", messages: steered.summary.trades, messageBytes: bytes,
+                            seconds: steered.seconds, cpuSeconds: steered.cpu,
+                            note: String(format: "the same with a ReplayControl attached (keys / --control-port): %.3f× of the row above", steered.seconds > 0 ? dry.seconds / steered.seconds : 0))
+        r.ratioToFloor = nil
+        results.append(r)
 
         if includeKafka, let config {
             let roundPath = try makeRecording(trades: trades / rounds, frameGapNs: 10_000_000)
@@ -222,3 +233,54 @@ public struct ReplayScenarios: Sendable {
 }
 
 private struct Enough: Error {}
+
+/// Seeks in a recording through its index (what `replay` does on a key or `POST /seek`): a plain and a
+/// gzip recording of `trades` trades written by the recorder, the index built, then seeks to 50 %, 90 %,
+/// 10 % and 99 % of the recorded span, each timed from the request to the landing frame.
+public struct SeekScenario: Sendable {
+    public var trades: Int
+    public init(trades: Int) { self.trades = trades }
+
+    public func run() async throws -> [BenchResult] {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("bench-seek-\(UInt32.random(in: 0...UInt32.max))").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var results: [BenchResult] = []
+        for (kind, name) in [("plain", "seek.jsonl"), ("gzip", "seek.jsonl.gz")] {
+            let path = dir + "/" + name
+            var o = SyntheticFeed.Options()
+            o.symbols = ["AAPL", "MSFT", "BINANCE:BTCUSDT"]
+            o.asFastAsPossible = true
+            o.maxTradesPerFrame = 10
+            o.tradesPerSecond = 100_000
+            o.startMilliseconds = 1_732_000_000_000
+            o.maxTrades = trades
+            _ = try await FeedRecorder(feed: SyntheticFeed(options: o), options: RecordOptions(output: path, symbols: o.symbols)).run()
+            let t0 = monotonicNanoseconds()
+            let index = try RecordingIndex.build(path: path)
+            let buildSeconds = Double(monotonicNanoseconds() - t0) / 1e9
+            guard let first = index.firstRecvNs, let last = index.lastRecvNs else { continue }
+            let reader = try RecordingReader(path: path, skipBad: true, validateFrames: false)
+            var times: [Double] = []
+            let c0 = processCPUSeconds(), w0 = monotonicNanoseconds()
+            for fraction in [0.5, 0.9, 0.1, 0.99] {
+                let target = first + Int64(Double(last - first) * fraction)
+                let s = monotonicNanoseconds()
+                if let e = index.entry(atOrBefore: target) {
+                    try reader.reposition(offset: e.offset, line: e.line, members: index.members)
+                    while let f = try reader.nextRaw(checkUTF8: false), f.recvNs < target {}
+                }
+                times.append(Double(monotonicNanoseconds() - s) / 1e6)
+            }
+            let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
+            var r = BenchResult(scenario: "seek, \(kind) recording", messages: times.count, messageBytes: max(1, size / max(1, index.frames)),
+                                seconds: Double(monotonicNanoseconds() - w0) / 1e9, cpuSeconds: processCPUSeconds() - c0,
+                                note: String(format: "%d trades, %d frames, %.0f MB, %d gzip members; index built in %.2f s; seeks to 50/90/10/99 %%: %@ ms",
+                                             index.trades, index.frames, Double(size) / 1e6, index.members.count, buildSeconds,
+                                             times.map { String(format: "%.1f", $0) }.joined(separator: " / ")))
+            r.latencyMs = ["max": times.max() ?? 0]
+            results.append(r)
+        }
+        return results
+    }
+}

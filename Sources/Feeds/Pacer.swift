@@ -68,7 +68,7 @@ public enum Speed: Sendable, Equatable, CustomStringConvertible {
 }
 
 extension String {
-    fileprivate func trimmingWhitespace() -> String {
+    func trimmingWhitespace() -> String {
         String(drop(while: \.isWhitespace).reversed().drop(while: \.isWhitespace).reversed())
     }
 }
@@ -77,7 +77,7 @@ extension String {
 /// was released, frame i is due at W0 + (recv_i − R0) / speed. Sleep errors never accumulate because every
 /// due time is computed from (R0, W0), not from the previous frame.
 public struct Pacer<Clock: PacerClock>: Sendable {
-    public let speed: Speed
+    public private(set) var speed: Speed
     public let clock: Clock
     /// R0 and W0, set by the first `wait`.
     public private(set) var originRecvNs: Int64?
@@ -97,6 +97,14 @@ public struct Pacer<Clock: PacerClock>: Sendable {
         let dt = max(0, recvNs - r0)
         let offset = s == 1 ? UInt64(dt) : UInt64((Double(dt) / s).rounded())
         return originWallNs + offset
+    }
+
+    /// Starts the schedule again from the frame received at `recvNs`, due now, at `speed`: what a pause,
+    /// a speed change or a seek does, so nothing bursts to catch up and drift counts from this anchor.
+    public mutating func reanchor(recvNs: Int64, speed: Speed) {
+        self.speed = speed
+        originRecvNs = recvNs
+        originWallNs = clock.now()
     }
 
     /// Waits until the frame received at `recvNs` is due. The first call fixes the schedule's origin

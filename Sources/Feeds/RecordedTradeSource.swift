@@ -53,8 +53,39 @@ public struct RecordedTradeSource: Sendable {
     private var index = 0
     private var passOffsetNs: Int64 = 0
 
-    public init(tape: Tape, speed: Double, startMilliseconds: Int64, loop: Bool = false) {
+    /// Pause, speed and seek requests shared by every connection (`sim-exchange --replay --control-port`).
+    public let control: ReplayControl?
+    private var seenSeek = 0
+    private var currentSpeed: Double
+
+    public init(tape: Tape, speed: Double, startMilliseconds: Int64, loop: Bool = false, control: ReplayControl? = nil) {
         self.tape = tape; self.speed = speed; self.loop = loop; now = startMilliseconds
+        self.control = control
+        currentSpeed = speed
+        seenSeek = control?.peek().seek?.number ?? 0
+    }
+
+    /// Applies the control's requests; true while paused.
+    private mutating func steer(_ control: ReplayControl) -> Bool {
+        let request = control.peek()
+        if case .factor(let f) = request.speed { currentSpeed = f } else { currentSpeed = 1000 }
+        if let seek = request.seek, seek.number != seenSeek {
+            seenSeek = seek.number
+            let position = Int64(positionNs) - passOffsetNs
+            var target: Int64
+            switch seek.target {
+            case .absolute(let ns): target = ns - tape.firstRecvNs
+            case .relative(let d): target = position + d
+            }
+            target = min(max(0, target), tape.spanNs)
+            var lo = 0, hi = tape.offsets.count
+            while lo < hi { let mid = (lo + hi) / 2; if tape.offsets[mid] < target { lo = mid + 1 } else { hi = mid } }
+            index = lo
+            positionNs = Double(target + passOffsetNs)
+            let at = tape.firstRecvNs + target
+            control.report { $0.positionNs = at; $0.seeks += 1 }
+        }
+        return request.paused
     }
 
     public mutating func add(symbol: String) {}
@@ -62,7 +93,8 @@ public struct RecordedTradeSource: Sendable {
 
     public mutating func advance(byMilliseconds milliseconds: Int64) -> [Trade] {
         now += milliseconds
-        positionNs += Double(milliseconds) * 1e6 * speed
+        if let control, steer(control) { return [] }
+        positionNs += Double(milliseconds) * 1e6 * currentSpeed
         var out: [Trade] = []
         let n = tape.offsets.count
         guard n > 0 else { return out }
@@ -75,6 +107,10 @@ public struct RecordedTradeSource: Sendable {
             passOffsetNs += tape.spanNs + max(gap, 1)
             index = 0
             if Double(passOffsetNs) > positionNs { break }
+        }
+        if let control, !out.isEmpty {
+            let sent = out.count, at = tape.firstRecvNs + Int64(positionNs) - passOffsetNs
+            control.report { $0.tradesSent += sent; $0.positionNs = at }
         }
         return out
     }

@@ -84,6 +84,11 @@ public struct ReplaySummary: Sendable, CustomStringConvertible {
     public var passes = 0
     /// Stopped early (Ctrl-C / cancellation).
     public var interrupted = false
+    /// Seeks done through a ``ReplayControl``; the trades they passed over that were not released later
+    /// either (within each pass); and the trades released a second time after seeking back.
+    public var seeks = 0
+    public var skippedTrades = 0
+    public var repeatedTrades = 0
 
     public init(file: String, speed: Speed) { self.file = file; self.speed = speed }
 
@@ -98,8 +103,9 @@ public struct ReplaySummary: Sendable, CustomStringConvertible {
         } else {
             s += speed == .max ? "; no schedule at max speed" : String(format: "; max lag %.3f ms", Double(maxLagNs) / 1e6)
         }
-        s += "; \(skippedLines) line\(skippedLines == 1 ? "" : "s") skipped."
-        return s
+        s += "; \(skippedLines) line\(skippedLines == 1 ? "" : "s") skipped"
+        if seeks > 0 { s += "; \(seeks) seek\(seeks == 1 ? "" : "s"): \(skippedTrades) trades skipped, \(repeatedTrades) repeated" }
+        return s + "."
     }
 }
 
@@ -117,25 +123,52 @@ public final class RecordingFeed: Feed {
     public let options: ReplayOptions
     let onProgress: (@Sendable (ReplayProgress) -> Void)?
     let beforeRelease: (@Sendable (_ lastLine: Int, _ trades: Int) -> Void)?
+    /// Pause, speed and seek requests while it runs (keys, the HTTP endpoint); nil: none.
+    public let control: ReplayControl?
     private let finalSummary: Mutex<ReplaySummary?> = Mutex(nil)
+    private let seekIndex = IndexSlot()
+
+    final class IndexSlot: Sendable {
+        let value = Mutex<RecordingIndex?>(nil)
+    }
 
     /// - Parameters:
     ///   - onProgress: called every `options.progressIntervalNs` while frames are released.
     ///   - beforeRelease: called before each frame's trades are delivered, once they are due, with the
     ///     line and the trade count delivered so far (what a caller checks against its acknowledgements
     ///     to know the last line that is safely delivered).
+    ///   - control: steering while it runs; seeking needs a single recording.
     public init(paths: [String], options: ReplayOptions = ReplayOptions(), onProgress: (@Sendable (ReplayProgress) -> Void)? = nil,
-                beforeRelease: (@Sendable (_ lastLine: Int, _ trades: Int) -> Void)? = nil) {
+                beforeRelease: (@Sendable (_ lastLine: Int, _ trades: Int) -> Void)? = nil, control: ReplayControl? = nil) {
         self.paths = paths
         self.options = options
         self.onProgress = onProgress
         self.beforeRelease = beforeRelease
+        self.control = control
     }
 
     public convenience init(path: String, options: ReplayOptions = ReplayOptions(), onProgress: (@Sendable (ReplayProgress) -> Void)? = nil,
-                            beforeRelease: (@Sendable (_ lastLine: Int, _ trades: Int) -> Void)? = nil) {
-        self.init(paths: [path], options: options, onProgress: onProgress, beforeRelease: beforeRelease)
+                            beforeRelease: (@Sendable (_ lastLine: Int, _ trades: Int) -> Void)? = nil, control: ReplayControl? = nil) {
+        self.init(paths: [path], options: options, onProgress: onProgress, beforeRelease: beforeRelease, control: control)
     }
+
+    /// The seek index of a single recording: the `FILE.idx` sidecar when it matches, else (for a paced
+    /// replay) built once in the background and written next to the file when the folder is writable.
+    /// Seeks without it read the recording again from the start.
+    func prepareIndex(build: Bool) {
+        guard paths.count == 1 else { return }
+        let path = paths[0]
+        if let loaded = RecordingIndex.load(for: path) { seekIndex.value.withLock { $0 = loaded }; return }
+        guard build else { return }
+        let slot = seekIndex
+        Task.detached(priority: .utility) {
+            guard let built = try? RecordingIndex.build(path: path) else { return }
+            slot.value.withLock { $0 = built }
+            try? built.write(for: path)
+        }
+    }
+
+    var index: RecordingIndex? { seekIndex.value.withLock { $0 } }
 
     /// The file names joined by `+`, as used in the Kafka `source` header (`replay:<name>`).
     public var fileName: String {
@@ -196,9 +229,20 @@ public final class RecordingFeed: Feed {
         var startWall: UInt64?, endWall: UInt64 = 0
         var nextProgress: UInt64 = 0
         var tick = 0
-        let maxSpeed = options.speed == .max
+        var maxSpeed = options.speed == .max
         var pass = 0
-        let onProgress = onProgress, beforeRelease = beforeRelease
+        let onProgress = onProgress, beforeRelease = beforeRelease, control = control
+        // Steering state: the control's change count last seen, the lines released (for repeats), where a seek landed.
+        var seenChanges = control?.changeCount ?? 0
+        var released = LineRanges(), passedOver = LineRanges()
+        var run: (start: Int, end: Int)?
+        var landed: RecordingReader.RawFrame?
+        var firstNs: Int64?
+        var lastReleasedNs: Int64?
+        if control != nil {
+            prepareIndex(build: options.speed != .max)
+            control?.report { $0.lastNs = index?.lastRecvNs ?? lastInFile }
+        }
         func progress(_ rawNs: Int64, _ passFirst: Int64, _ merger: FrameMerger) {
             guard let onProgress, let start = startWall else { return }
             let now = clock.now()
@@ -208,7 +252,7 @@ public final class RecordingFeed: Feed {
             let end = [lastInFile, options.toNs].compactMap { $0 }.min()
             if let end, end > passFirst {
                 fraction = min(1, max(0, Double(rawNs - passFirst) / Double(end - passFirst)))
-                if case .factor(let s) = options.speed { eta = max(0, Double(end - rawNs) / s / 1e9) }
+                if case .factor(let s) = pacer.speed { eta = max(0, Double(end - rawNs) / s / 1e9) }
             } else {
                 fraction = merger.inputFraction
             }
@@ -217,22 +261,165 @@ public final class RecordingFeed: Feed {
             onProgress(ReplayProgress(fraction: fraction, trades: summary.trades, frames: summary.frames, elapsedNs: elapsed,
                                       lagNs: pacer.lag, etaSeconds: eta, pass: pass, line: summary.lastLine))
         }
+        func closeRun() {
+            if let r = run { released.insert(r.start..<r.end); run = nil }
+        }
 
         passes: while true {
             pass += 1
-            let merger: FrameMerger
+            var merger: FrameMerger
             do { merger = try FrameMerger(paths: paths, skipBad: options.skipBad, startLine: options.fromLine ?? 0) } catch {
                 throw Self.failure(error.error, path: error.path)
             }
+            released = LineRanges(); passedOver = LineRanges(); run = nil
             var passFirst: Int64?, passLast: Int64 = 0, passFrames = 0
-            do {
+
+            /// Applies what `control` asks before `raw` is released; returns the frame a seek landed on
+            /// (`.some(nil)`: past the end), nil when `raw` is still the next frame. Waits while paused.
+            func steer(_ control: ReplayControl, at raw: RecordingReader.RawFrame) async throws -> RecordingReader.RawFrame?? {
+                var current: RecordingReader.RawFrame? = raw
+                var moved = false, anchor = false
                 while true {
-                    let raw: RecordingReader.RawFrame?
-                    do { raw = try merger.next() } catch { throw Self.failure(error.error, path: error.path) }
-                    guard let raw else { break }
+                    seenChanges = control.changeCount
+                    let request = control.take()
+                    if request.speed != summary.speed {
+                        maxSpeed = request.speed == .max
+                        summary.speed = request.speed
+                        anchor = true
+                    }
+                    if let target = request.seek {
+                        current = try seek(target, fromLine: current?.line ?? Int.max, recvNs: current?.recvNs ?? lastReleasedNs ?? 0)
+                        moved = true; anchor = true
+                    }
+                    if !request.paused { break }
+                    anchor = true
+                    let at = current?.recvNs
+                    control.report { $0.paused = true; if let at { $0.positionNs = at } }
+                    while control.changeCount == seenChanges {
+                        await clock.sleep(until: clock.now() + 5_000_000)
+                        try Task.checkCancellation()
+                        if let at { progress(at, passFirst ?? at, merger) }
+                    }
+                }
+                if anchor, let c = current { pacer.reanchor(recvNs: c.recvNs + recvOffset, speed: summary.speed) }
+                return moved ? .some(current) : nil
+            }
+
+            /// Moves the reader to the first frame at or after `target` (clamped); counts what it passes over.
+            func seek(_ target: ReplayControl.SeekTarget, fromLine from: Int, recvNs currentNs: Int64) throws -> RecordingReader.RawFrame? {
+                guard paths.count == 1 else {
+                    control?.report { $0.notice = "seek needs a single recording; this replay merges \(paths.count)" }
+                    throw SeekRefused()
+                }
+                let position = lastReleasedNs ?? currentNs
+                var ns: Int64
+                switch target {
+                case .absolute(let t): ns = t
+                case .relative(let d): ns = position.addingReportingOverflow(d).overflow ? (d < 0 ? .min : .max) : position + d
+                }
+                let lo = max(firstNs ?? index?.firstRecvNs ?? currentNs, options.fromNs ?? .min)
+                let hi = min(index?.lastRecvNs ?? lastInFile ?? .max, options.toNs ?? .max)
+                var notice: String?
+                if ns < lo { notice = "seek to \(ReplayTime.iso(ns)) is before the recording; went to its start \(ReplayTime.iso(lo))"; ns = lo }
+                if ns > hi { notice = "seek to \(ReplayTime.iso(ns)) is after the recording; went to its end \(ReplayTime.iso(hi))"; ns = hi }
+                closeRun()
+                let reader = merger.readers[0]
+                var frame: RecordingReader.RawFrame?
+                do {
+                    if let index, let entry = index.entry(atOrBefore: ns), entry.recvNs <= ns || entry == index.entries[0] {
+                        try reader.reposition(offset: entry.offset, line: entry.line, members: index.members)
+                    } else {
+                        merger = try FrameMerger(paths: paths, skipBad: options.skipBad, startLine: options.fromLine ?? 0)
+                    }
+                    while let f = try merger.next() {
+                        if let fromLine = options.fromLine, f.line < fromLine { continue }
+                        if f.recvNs >= ns { frame = f; break }
+                    }
+                } catch let e as FrameMerger.Failure {
+                    throw Self.failure(e.error, path: e.path)
+                }
+                let to = frame?.line ?? Int.max
+                var passed = 0
+                if to > from {
+                    passed = try tradesNotReleased(from..<to)
+                    passedOver.insert(from..<to)
+                }
+                summary.seeks += 1
+                let s = summary
+                control?.report { st in
+                    st.seeks = s.seeks; st.skippedTrades += passed; st.repeatedTrades = s.repeatedTrades
+                    st.positionNs = frame?.recvNs ?? st.positionNs
+                    st.notice = notice
+                }
+                return frame
+            }
+
+            /// Trades (that the filters let through) on `lines` that were never released.
+            func tradesNotReleased(_ lines: Range<Int>) throws -> Int {
+                var total = try tradesOn(lines)
+                for overlap in released.overlaps(lines) { total -= try tradesOn(overlap) }
+                return total
+            }
+
+            /// Trades on `lines` of the (single) recording that the symbol and time filters let through.
+            func tradesOn(_ lines: Range<Int>) throws -> Int {
+                guard !lines.isEmpty else { return 0 }
+                let reader: RecordingReader
+                do { reader = try RecordingReader(path: paths[0], skipBad: true, validateFrames: false) } catch { throw Self.failure(error, path: paths[0]) }
+                let index = self.index
+                let unfiltered = options.symbols == nil && options.fromNs == nil && options.toNs == nil
+                func cumulative(_ line: Int) throws(RecordingError) -> Int? {
+                    guard let index, let e = index.entry(atOrBeforeLine: line) else { return nil }
+                    try reader.reposition(offset: e.offset, line: e.line, members: index.members)
+                    var n = e.tradesBefore
+                    while let f = try reader.nextRaw(checkUTF8: false), f.line < line { n += RecordingIndex.tradeCount(f.bytes) }
+                    return n
+                }
+                do {
+                    if unfiltered, let index {
+                        let end = lines.upperBound == .max ? index.trades : try cumulative(lines.upperBound) ?? 0
+                        return end - (try cumulative(lines.lowerBound) ?? 0)
+                    }
+                    if let index, let e = index.entry(atOrBeforeLine: lines.lowerBound) {
+                        try reader.reposition(offset: e.offset, line: e.line, members: index.members)
+                    }
+                    var n = 0
+                    while let f = try reader.nextRaw(checkUTF8: false) {
+                        if f.line < lines.lowerBound { continue }
+                        if f.line >= lines.upperBound { break }
+                        if let from = options.fromNs, f.recvNs < from { continue }
+                        if let to = options.toNs, f.recvNs > to { break }
+                        guard case .trades(let t)? = try? FinnhubCodec.decode(UnsafeRawBufferPointer(f.bytes)) else { continue }
+                        n += options.symbols.map { wanted in t.filter { wanted.contains($0.symbol) }.count } ?? t.count
+                    }
+                    return n
+                } catch {
+                    throw Self.failure(error, path: paths[0])
+                }
+            }
+
+            do {
+                frames: while true {
+                    var raw: RecordingReader.RawFrame
+                    if let l = landed { raw = l; landed = nil } else {
+                        let next: RecordingReader.RawFrame?
+                        do { next = try merger.next() } catch { throw Self.failure(error.error, path: error.path) }
+                        guard let next else { break }
+                        raw = next
+                    }
                     if let fromLine = options.fromLine, raw.line < fromLine { continue }
                     if let from = options.fromNs, raw.recvNs < from { continue }
                     if let to = options.toNs, raw.recvNs > to { break }
+                    if firstNs == nil { firstNs = raw.recvNs; control?.report { $0.firstNs = raw.recvNs } }
+                    if let control, control.changeCount != seenChanges {
+                        let steered: RecordingReader.RawFrame??
+                        do { steered = try await steer(control, at: raw) } catch is SeekRefused { steered = nil; seenChanges = -1 }
+                        if let moved = steered {
+                            guard let moved else { break frames }
+                            landed = moved
+                            continue frames
+                        }
+                    }
                     let decoded: FinnhubFrame
                     do { decoded = try FinnhubCodec.decode(UnsafeRawBufferPointer(raw.bytes)) } catch {
                         do { try merger.reportBadFrame(line: raw.line, "frame does not decode: \(error)") } catch {
@@ -266,6 +453,18 @@ public final class RecordingFeed: Feed {
                         summary.trades += trades.count
                         summary.frames += 1
                         summary.lastLine = raw.line
+                        if let control {
+                            if !released.isEmpty, released.contains(raw.line) { summary.repeatedTrades += trades.count }
+                            if run == nil { run = (raw.line, raw.line + 1) } else { run!.end = raw.line + 1 }
+                            lastReleasedNs = raw.recvNs
+                            if !maxSpeed || tick & 63 == 0 {
+                                let s = summary, lag = pacer.lag, at = raw.recvNs
+                                control.report { st in
+                                    st.positionNs = at; st.tradesSent = s.trades; st.framesSent = s.frames; st.lagNs = lag
+                                    st.repeatedTrades = s.repeatedTrades; st.speed = s.speed
+                                }
+                            }
+                        }
                         if onProgress != nil, !maxSpeed || tick & 31 == 0 { progress(raw.recvNs, passFirst!, merger) }
                     case .error(let message): try deliver(.serverError(message: message))
                     case .ping, .unknown: continue
@@ -273,6 +472,11 @@ public final class RecordingFeed: Feed {
                 }
             } catch is CancellationError {
                 summary.interrupted = true
+            }
+            if !passedOver.isEmpty {
+                // Skipped: what seeks passed over and nothing released later.
+                closeRun()
+                for range in passedOver.subtracting(released) { summary.skippedTrades += try tradesOn(range) }
             }
             endWall = clock.now()
             summary.skippedLines += merger.skippedLines
@@ -286,10 +490,15 @@ public final class RecordingFeed: Feed {
         if let start = startWall {
             summary.wallNs = endWall >= start ? endWall - start : 0
             if !maxSpeed, !summary.interrupted, let last = lastNs, let due = pacer.dueTime(recvNs: last) {
-                summary.scheduledNs = due - start
+                summary.scheduledNs = summary.seeks == 0 && summary.speed == options.speed ? due - start : nil
                 summary.driftNs = Int64(endWall) - Int64(due)
             }
             summary.maxLagNs = pacer.maxLag
+        }
+        let final = summary
+        control?.report { st in
+            st.finished = true; st.tradesSent = final.trades; st.framesSent = final.frames
+            st.seeks = final.seeks; st.skippedTrades = final.skippedTrades; st.repeatedTrades = final.repeatedTrades
         }
         finalSummary.withLock { $0 = summary }
         return summary
@@ -302,6 +511,13 @@ public final class RecordingFeed: Feed {
 /// Parses `--from`/`--to` values: Unix milliseconds (digits only) or ISO-8601 (`2024-08-08T23:55:00Z`,
 /// fractional seconds and offsets allowed; no zone means UTC). Returns ns since the epoch.
 public enum ReplayTime {
+    /// `ns` as ISO-8601 UTC with milliseconds (`2024-08-08T23:55:00.123Z`).
+    public static func iso(_ ns: Int64) -> String {
+        let f = ISO8601DateFormatter()
+        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return f.string(from: Date(timeIntervalSince1970: Double(ns / 1_000_000) / 1000))
+    }
+
     public static func parse(_ text: String) throws(ReplayFailure) -> Int64 {
         let t = text.trimmingCharacters(in: .whitespaces)
         if !t.isEmpty, t.allSatisfy(\.isASCII), t.allSatisfy(\.isNumber), let ms = Int64(t), ms < Int64.max / 1_000_000 {
@@ -376,4 +592,56 @@ final class FrameMerger {
     var skippedLines: Int { readers.reduce(0) { $0 + $1.skippedLines } }
     var problems: [RecordingError] { readers.flatMap(\.problems) }
     var inputFraction: Double? { readers.count == 1 ? readers[0].inputFraction : nil }
+}
+
+/// A seek that cannot be done (a merged session); the replay goes on where it was.
+struct SeekRefused: Error {}
+
+/// Sorted, disjoint ranges of recording lines.
+struct LineRanges {
+    private(set) var ranges: [Range<Int>] = []
+    var isEmpty: Bool { ranges.isEmpty }
+
+    mutating func insert(_ r: Range<Int>) {
+        guard !r.isEmpty else { return }
+        var merged = r
+        var out: [Range<Int>] = []
+        for x in ranges {
+            if x.upperBound < merged.lowerBound || x.lowerBound > merged.upperBound { out.append(x) } else {
+                merged = min(x.lowerBound, merged.lowerBound)..<max(x.upperBound, merged.upperBound)
+            }
+        }
+        out.append(merged)
+        ranges = out.sorted { $0.lowerBound < $1.lowerBound }
+    }
+
+    func contains(_ line: Int) -> Bool {
+        var lo = 0, hi = ranges.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if ranges[mid].upperBound <= line { lo = mid + 1 } else { hi = mid }
+        }
+        return lo < ranges.count && ranges[lo].contains(line)
+    }
+
+    /// The parts of these ranges not in `other`.
+    func subtracting(_ other: LineRanges) -> [Range<Int>] {
+        var out: [Range<Int>] = []
+        for r in ranges {
+            var lo = r.lowerBound
+            for o in other.ranges where o.upperBound > lo && o.lowerBound < r.upperBound {
+                if o.lowerBound > lo { out.append(lo..<o.lowerBound) }
+                lo = max(lo, o.upperBound)
+            }
+            if lo < r.upperBound { out.append(lo..<r.upperBound) }
+        }
+        return out
+    }
+
+    func overlaps(_ r: Range<Int>) -> [Range<Int>] {
+        ranges.compactMap { x in
+            let lo = max(x.lowerBound, r.lowerBound), hi = min(x.upperBound, r.upperBound)
+            return lo < hi ? lo..<hi : nil
+        }
+    }
 }

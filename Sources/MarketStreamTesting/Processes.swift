@@ -80,3 +80,20 @@ public func tempDir(_ prefix: String = "marketstream") -> String {
     try! FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
     return d
 }
+
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// One HTTP request; the status and the body as text (nil status when nothing answered).
+public func httpRequest(_ method: String, _ url: String, timeout: Double = 5) async -> (status: Int?, body: String) {
+    guard let u = URL(string: url) else { return (nil, "bad URL") }
+    var request = URLRequest(url: u, timeoutInterval: timeout)
+    request.httpMethod = method
+    do {
+        let (data, response) = try await URLSession.shared.data(for: request)
+        return ((response as? HTTPURLResponse)?.statusCode, String(decoding: data, as: UTF8.self))
+    } catch {
+        return (nil, "\(error)")
+    }
+}

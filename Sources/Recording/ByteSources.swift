@@ -64,6 +64,11 @@ final class InflateInput: ByteInput {
     let inBuf = UnsafeMutablePointer<UInt8>.allocate(capacity: 1 << 18)
     var inputEOF = false
     var streamEnded = false
+    /// Uncompressed bytes produced so far.
+    private(set) var produced = 0
+    /// Where each gzip member starts: (offset in the input, uncompressed offset). Members are
+    /// independent, so reading can start again at any of them.
+    private(set) var memberStarts: [(compressed: Int, uncompressed: Int)] = [(0, 0)]
 
     init(_ input: ByteInput, gzip: Bool) throws(SourceError) {
         self.input = input; self.gzip = gzip
@@ -89,6 +94,9 @@ final class InflateInput: ByteInput {
                 if zlib.availableIn == 0 { break }
                 guard zlib.nextIn?[0] == 0x1f else { throw .corrupt("unexpected bytes after the end of the compressed data") }
                 zlib.reset(); streamEnded = false
+                if let file = input as? FileInput {
+                    memberStarts.append((file.offset - zlib.availableIn, produced + (total - zlib.availableOut)))
+                }
             }
             try refill()
             let outBefore = zlib.availableOut, inBefore = zlib.availableIn
@@ -100,6 +108,7 @@ final class InflateInput: ByteInput {
                 throw .truncated
             }
         }
+        produced += total - zlib.availableOut
         return total - zlib.availableOut
     }
 }
@@ -112,11 +121,15 @@ func openInput(path: String) throws(SourceError) -> ByteInput {
 
 /// Splits a byte input into lines (without the `\n`) read in large chunks.
 final class LineReader {
-    let input: ByteInput
+    private(set) var input: ByteInput
     private var buf: UnsafeMutablePointer<UInt8>
     private var cap: Int
     private var start = 0, end = 0
     private var eof = false
+    /// Input offset of `buf[0]`.
+    private var base = 0
+    /// Input offset where the last line returned starts.
+    private(set) var lastLineOffset = 0
     /// Line number of the last line returned (1-based).
     private(set) var lineNumber = 0
     /// Bytes of an incomplete last line dropped when the input failed.
@@ -136,23 +149,33 @@ final class LineReader {
         return size > 0 ? min(1, Double(file.offset) / Double(size)) : nil
     }
 
+    /// Continues from `input`, whose first byte is at `offset`, with `lineNumber` lines before it.
+    func reposition(_ input: ByteInput, offset: Int, lineNumber: Int) {
+        self.input = input
+        base = offset; start = 0; end = 0; eof = false; pendingBytes = 0
+        self.lineNumber = lineNumber
+    }
+
     /// The next line; valid until the next call. The final line may lack a newline.
     func next() throws(SourceError) -> UnsafeBufferPointer<UInt8>? {
         while true {
             if start < end, let nl = memchr(buf + start, 0x0A, end - start) {
                 let pos = UnsafeMutableRawPointer(nl).assumingMemoryBound(to: UInt8.self) - buf
                 let line = UnsafeBufferPointer(start: buf + start, count: pos - start)
+                lastLineOffset = base + start
                 start = pos + 1; lineNumber += 1
                 return line
             }
             if eof {
                 guard start < end else { return nil }
                 let line = UnsafeBufferPointer(start: buf + start, count: end - start)
+                lastLineOffset = base + start
                 start = end; lineNumber += 1
                 return line
             }
             if start > 0 {
                 if end > start { memmove(buf, buf + start, end - start) }
+                base += start
                 end -= start; start = 0
             }
             if end == cap {

@@ -376,6 +376,46 @@ public final class RecordingReader {
         if line == lastLine { lastNs = previousNs }
     }
 
+    /// Where the line of the last frame returned starts, in the file's uncompressed bytes.
+    public var lastFrameOffset: Int { lines.lastLineOffset }
+
+    /// Whether the file is gzip-compressed.
+    public var isCompressed: Bool { lines.input is InflateInput }
+
+    /// The gzip members seen so far: where each starts in the file and in the uncompressed bytes.
+    public var gzipMembers: [RecordingIndex.Member] {
+        ((lines.input as? InflateInput)?.memberStarts ?? []).map { RecordingIndex.Member(compressed: $0.compressed, uncompressed: $0.uncompressed) }
+    }
+
+    /// Continues reading at the line starting at uncompressed byte `offset`, which is line `line` of the
+    /// file (an index entry). Plain files are read from there directly; gzip files from the last of
+    /// `members` at or before it (each member stands alone), else from the start, inflating up to it.
+    /// The order check starts over (a seek may go back in time).
+    public func reposition(offset: Int, line: Int, members: [RecordingIndex.Member] = []) throws(RecordingError) {
+        do throws(SourceError) {
+            if lines.input is InflateInput {
+                let member = members.last { $0.uncompressed <= offset } ?? RecordingIndex.Member(compressed: 0, uncompressed: 0)
+                let inflater = try InflateInput(try FileInput(path: path, offset: member.compressed), gzip: true)
+                var toSkip = offset - member.uncompressed
+                if toSkip > 0 {
+                    let scratch = UnsafeMutablePointer<UInt8>.allocate(capacity: 1 << 20)
+                    defer { scratch.deallocate() }
+                    while toSkip > 0 {
+                        let r = try inflater.read(scratch, min(toSkip, 1 << 20))
+                        guard r > 0 else { throw SourceError.truncated }
+                        toSkip -= r
+                    }
+                }
+                lines.reposition(inflater, offset: offset, lineNumber: line - 1)
+            } else {
+                lines.reposition(try FileInput(path: path, offset: offset), offset: offset, lineNumber: line - 1)
+            }
+        } catch {
+            throw Self.map(error, path: path, after: line)
+        }
+        lastNs = .min; previousNs = .min; done = false
+    }
+
     /// How far through the input file reading is (0…1), by bytes of the file (compressed bytes for gzip).
     public var inputFraction: Double? { lines.inputFraction }
 

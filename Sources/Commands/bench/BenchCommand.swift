@@ -19,8 +19,9 @@ struct BenchCommand: AsyncParsableCommand {
           codec       Finnhub frame and Kafka message encode/decode, in-process
           kafka       produce and consume at max rate: Swift layer vs librdkafka C API (the floor)
           aggregator  the aggregator consuming from Kafka vs the raw consume; window update in-process
-          websocket   sim-exchange --rate max → the Feed's WebSocket client
-          replay      replay --dry-run and --speed max into Kafka (vs C floor); pacing at 10× and 100×
+          websocket   sim-exchange --rate max → the Feed's WebSocket client; the in-process synthetic feed
+          replay      replay --dry-run (also steerable) and --speed max into Kafka (vs C floor); pacing at 10× and 100×
+          seek        seeks through the index in a 10M-trade recording, plain and gzip (--quick: 200k)
           e2e         trade → producer → Kafka → aggregator at --rates, HDR latency percentiles,
                       next to the C floor's produce → consume at the same rates
         """)

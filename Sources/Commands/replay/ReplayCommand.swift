@@ -22,7 +22,7 @@ struct ReplayCommand: AsyncParsableCommand {
         commandName: "replay",
         abstract: "Replay recorded Finnhub sessions into Kafka, record new ones, and import real history.",
         discussion: "Recording format: docs/RECORDING_FORMAT.md. `replay FILE ...` is short for `replay play FILE ...`.",
-        subcommands: [Play.self, Record.self, Import.self],
+        subcommands: [Play.self, Record.self, Import.self, Index.self],
         defaultSubcommand: Play.self)
 }
 
@@ -71,10 +71,20 @@ struct Play: AsyncParsableCommand {
             On a terminal a progress line updates in place; otherwise a line every 5 s goes to stderr. Ctrl-C \
             stops, flushes and prints the summary; a second Ctrl-C exits at once.
 
+            Steering while it runs (a recording, not a merged session, for seeks): on a terminal, space \
+            pauses and resumes, + and - step the speed through 0.5x 1x 2x 5x 10x 50x 100x max, the arrows \
+            seek (right/left 10 s, up/down 60 s of recording time) and q quits cleanly. With --control-port \
+            the same over HTTP: GET /status (JSON), POST /pause, /resume, /speed?to=10x, /seek?to=TIME \
+            (ISO-8601, Unix ms, or +10s / -60s). After every change the schedule starts again from where the \
+            replay is; what a seek passes over and what it repeats are counted in the summary. Seeks use the \
+            index FILE.idx (`replay index FILE`, or built in the background on first use).
+
             Examples:
               replay recordings/btc.jsonl --speed 10x
               replay recordings/aapl.jsonl recordings/btc.jsonl --speed max --dry-run | head
               replay session.jsonl.gz --from 2024-08-08T23:55:00Z --to 1723161600000 --symbols AAPL
+              replay recordings/btc.jsonl --speed 10x --control-port 9090 &
+              curl -X POST 'http://127.0.0.1:9090/seek?to=%2B60s'; curl http://127.0.0.1:9090/status
             """)
 
     @Argument(help: "Recordings (.jsonl or .jsonl.gz); several are merged in time order.") var files: [String]
@@ -93,9 +103,17 @@ struct Play: AsyncParsableCommand {
     @Flag(inversion: .prefixedNo, help: "Mark each message with the headers source=replay:FILE and ingest_time (Unix ms), as `pipeline produce --headers` does; off by default, since they double the producer's CPU per message (see docs/BENCH.md).")
     var headers = false
     @Flag(help: "No progress output.") var quiet = false
+    @Option(help: "Serve the replay's controls over HTTP on this port (GET /status, POST /pause, /resume, /speed?to=, /seek?to=).")
+    var controlPort: Int?
+    @Option(help: "Address the control endpoint listens on.") var controlHost = "127.0.0.1"
+    @Flag(inversion: .prefixedNo, help: "Steer with keys when standard input is a terminal (space, + -, arrows, q).") var keys = true
 
     func validate() throws {
         if files.isEmpty { throw ValidationError("name a recording, e.g. replay recordings/btc.jsonl --speed 10x") }
+        if let controlPort {
+            if let reason = FlagCheck.port(controlPort, flag: "--control-port") { throw ValidationError(reason) }
+            if let reason = FlagCheck.bindable(host: controlHost, port: controlPort, flag: "--control-port") { throw ValidationError(reason) }
+        }
     }
 
     /// What the run leaves behind for the summary and the loss report.
@@ -111,14 +129,16 @@ struct Play: AsyncParsableCommand {
         let tty = isatty(2) == 1
         let quiet = quiet
         let outcome = Outcome()
+        let steering = controlPort != nil || (keys && isatty(0) == 1)
+        let control = steering ? ReplayControl(speed: opts.speed, file: files.joined(separator: "+")) : nil
         let reporter: (@Sendable (ReplayProgress) -> Void)? = quiet ? nil : { @Sendable p in
-            Play.report(p, tty: tty, kafka: outcome.publisher.withLock { $0 }?.producer.statistics)
+            Play.report(p, tty: tty, kafka: outcome.publisher.withLock { $0 }?.producer.statistics, control: control?.status)
         }
         let release: (@Sendable (Int, Int) -> Void)? = dryRun ? nil : { @Sendable line, trades in
             guard let stats = outcome.publisher.withLock({ $0 })?.producer.statistics, stats.failed == 0, stats.delivered == trades else { return }
             outcome.safeLine.withLock { $0 = line }
         }
-        let feed = RecordingFeed(paths: files, options: opts, onProgress: reporter, beforeRelease: release)
+        let feed = RecordingFeed(paths: files, options: opts, onProgress: reporter, beforeRelease: release, control: control)
         do { try feed.check() } catch { throw fail(error.description) }
 
         var config = KafkaConfig.from(settings: Settings.load())
@@ -131,8 +151,15 @@ struct Play: AsyncParsableCommand {
         }
         let speed = opts.speed
         var failure: (any Error)?
+        var services: [any Service] = []
+        if let control, let controlPort {
+            services.append(ReplayControlEndpoint.application(control: control, host: controlHost, port: controlPort))
+            if !quiet { writeStderr("replay: controls on http://\(controlHost):\(controlPort)/status\n") }
+        }
+        let terminal = keys ? control.flatMap(TerminalKeys.start) : nil
+        defer { terminal?.stop() }
         do {
-            try await Lifecycle.run("replay", logger: Logger(label: "replay")) {
+            try await Lifecycle.run([ServiceBody(name: "replay") {
                 let sink: any TradeSink
                 if dry {
                     sink = TradeLineWriter(flushesEveryPublish: speed != .max)
@@ -146,7 +173,7 @@ struct Play: AsyncParsableCommand {
                 }
                 try await IngestService(feed: feed, sink: sink, logger: Logger(label: "replay")).run()
                 (sink as? PipelinedPublisher)?.close()
-            }
+            }] + services, logger: Logger(label: "replay"))
         } catch let error as ExitCode {
             throw error
         } catch {
@@ -213,12 +240,18 @@ struct Play: AsyncParsableCommand {
         return o
     }
 
-    static func report(_ p: ReplayProgress, tty: Bool, kafka: ProducerStatistics? = nil) {
+    static func report(_ p: ReplayProgress, tty: Bool, kafka: ProducerStatistics? = nil, control: ReplayStatus? = nil) {
         let pct = p.fraction.map { String(format: "%5.1f%%", $0 * 100) } ?? "   ?%"
         let rate = formatCount(Int(p.tradesPerSecond.rounded()))
         let lag = String(format: "%.1f ms", Double(p.lagNs) / 1e6)
         let eta = p.etaSeconds.map(formatDuration) ?? "?"
         var pass = p.pass > 1 ? " pass \(p.pass)" : ""
+        if let control {
+            pass += control.paused ? "  PAUSED \(control.speed)" : "  \(control.speed)"
+            if let at = control.positionNs { pass += " @ \(ReplayTime.iso(at))" }
+            if control.seeks > 0 { pass += "  skipped \(formatCount(control.skippedTrades)) repeated \(formatCount(control.repeatedTrades))" }
+            if let notice = control.notice { pass += "  (\(notice))" }
+        }
         if let kafka {
             pass += "  unacked \(formatCount(max(0, p.trades - kafka.delivered - kafka.failed)))"
             if kafka.failed > 0 { pass += "  FAILED \(formatCount(kafka.failed))" }
@@ -288,6 +321,37 @@ struct Record: AsyncParsableCommand {
             throw error
         } catch {
             throw fail((error as? ReplayFailure)?.description ?? (error as? RecordingError)?.description ?? "\(error)")
+        }
+    }
+}
+
+// MARK: - index
+
+struct Index: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Write a recording's seek index (FILE.idx) so replays can seek anywhere in it at once.",
+        discussion: """
+            Every 1024th frame's line, byte offset, receive time and trade count so far, and where each gzip member \
+            starts. A replay with keys or --control-port builds it in the background when it is missing; the index \
+            is used only while the recording's size matches.
+
+            Example:
+              replay index recordings/btc.jsonl
+            """)
+
+    @Argument(help: "Recording (.jsonl or .jsonl.gz).") var file: String
+
+    func run() throws {
+        guard FileManager.default.fileExists(atPath: file) else { throw fail("\(file): no such file") }
+        let started = ContinuousClock.now
+        do {
+            let index = try RecordingIndex.build(path: file)
+            try index.write(for: file)
+            let took = ContinuousClock.now - started
+            print("Indexed \(formatCount(index.trades)) trades in \(formatCount(index.frames)) frames of \(file) in "
+                  + String(format: "%.2f s", took.inSeconds) + " → \(RecordingIndex.sidecar(of: file)) (\(index.entries.count) entries, \(index.members.count) gzip members).")
+        } catch {
+            throw fail((error as? RecordingError)?.description ?? "\(error)")
         }
     }
 }

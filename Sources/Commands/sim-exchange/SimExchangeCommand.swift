@@ -28,6 +28,7 @@ struct SimExchangeCommand: AsyncParsableCommand {
               sim-exchange --port 9001                                   # ws://127.0.0.1:9001/?token=anything
               sim-exchange --seed 7 --rate 500 --token secret --ping-interval 10
               sim-exchange --replay recordings/aapl.jsonl --speed 10x
+              sim-exchange --replay recordings/btc.jsonl --control-port 9091   # then POST /pause, /seek?to=-60s …
               sim-exchange --drop-after-frames 100 --malformed-every 50
               sim-exchange --tls-cert cert.pem --tls-key key.pem         # wss://
             """)
@@ -59,6 +60,9 @@ struct SimExchangeCommand: AsyncParsableCommand {
     @Option(help: "Serve the trades of this recording instead of the synthetic market (see docs/RECORDING_FORMAT.md).") var replay: String?
     @Option(parsing: .unconditional, help: "With --replay: 10x, 1x, 0.5x … (recorded time per wall time).") var speed = SpeedArgument(.factor(1))
     @Flag(help: "With --replay: start over at the end.") var loop = false
+    @Option(help: "With --replay: serve the replay's controls over HTTP on this port (GET /status, POST /pause, /resume, /speed?to=, /seek?to=), for every connection at once.")
+    var controlPort: Int?
+    @Option(help: "Address the control endpoint listens on.") var controlHost = "127.0.0.1"
 
     func validate() throws {
         if let reason = FlagCheck.port(port, flag: "--port") { throw ValidationError(reason) }
@@ -73,6 +77,11 @@ struct SimExchangeCommand: AsyncParsableCommand {
         if maxTradesPerFrame < 1 || frameIntervalMs < 1 { throw ValidationError("--max-trades-per-frame and --frame-interval-ms must be positive") }
         if replay != nil {
             guard case .factor = speed.speed else { throw ValidationError("--speed takes a factor like 10x, 1x or 0.5x") }
+        }
+        if let controlPort {
+            guard replay != nil else { throw ValidationError("--control-port steers a replay: give --replay FILE too") }
+            if let reason = FlagCheck.port(controlPort, flag: "--control-port") { throw ValidationError(reason) }
+            if let reason = FlagCheck.bindable(host: controlHost, port: controlPort, flag: "--control-port") { throw ValidationError(reason) }
         }
     }
 
@@ -103,14 +112,20 @@ struct SimExchangeCommand: AsyncParsableCommand {
         config.tlsKeyPath = tlsKey
         var logger = Logger(label: "sim-exchange")
         logger.logLevel = logLevel.level
+        var services: [any Service] = []
         if let replay {
             guard case .factor(let factor) = speed.speed else { throw ValidationError("--speed takes a factor like 10x") }
-            config.tradeSource = try ReplaySource.factory(path: replay, speed: factor, loop: loop, logger: logger)
+            let control = controlPort.map { _ in ReplayControl(speed: speed.speed, file: replay) }
+            config.tradeSource = try ReplaySource.factory(path: replay, speed: factor, loop: loop, control: control, logger: logger)
+            if let control, let controlPort {
+                services.append(ReplayControlEndpoint.application(control: control, host: controlHost, port: controlPort))
+                logger.info("replay controls on http://\(controlHost):\(controlPort)/status")
+            }
         }
         if let reason = FlagCheck.bindable(host: host, port: port, flag: "--port") {
             throw ValidationError(reason + " (another sim-exchange running? --port 0 picks a free port)")
         }
         let server = try SimExchangeServer(config: config, logger: logger).service()
-        try await Lifecycle.run([server], logger: logger)
+        try await Lifecycle.run([server] + services, logger: logger)
     }
 }
