@@ -28,6 +28,9 @@ struct StorageCrashTests {
         try KafkaAdmin(config: config).ensureTopics([TopicSpec(name: topic, partitions: 3)])
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent(TestBroker.unique("crash")).path
         defer { try? FileManager.default.removeItem(atPath: dir) }
+        // What every storage process said, kept when the test fails.
+        let log = FileManager.default.temporaryDirectory.appendingPathComponent(TestBroker.unique("storage-crash") + ".log").path
+        _ = FileManager.default.createFile(atPath: log, contents: nil)
         let total = 200_000
 
         func start() throws -> Process {
@@ -35,8 +38,11 @@ struct StorageCrashTests {
             p.executableURL = URL(fileURLWithPath: binary)
             p.arguments = ["storage", "--bootstrap-servers", config.bootstrapServers, "--topic", topic, "--group", group,
                            "--data-dir", dir, "--batch-size", "2000", "--batch-seconds", "1", "--metrics-port", "0"]
-            p.standardOutput = FileHandle.nullDevice
-            p.standardError = FileHandle.nullDevice
+            let out = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+            out.seekToEndOfFile()
+            out.write(Data("--- storage started\n".utf8))
+            p.standardOutput = out
+            p.standardError = out
             try p.run()
             return p
         }
@@ -68,7 +74,7 @@ struct StorageCrashTests {
         }
         #expect(terms >= 3)
         try await producing.value
-        #expect(try await eventually(timeout: .seconds(120)) { storedLines(dir).count >= total })
+        #expect(try await eventually(timeout: .seconds(120)) { storedLines(dir).count >= total }, "the storage processes' log: \(log)")
         kill(process.processIdentifier, SIGTERM)
         process.waitUntilExit()
         #expect(process.terminationStatus == 0)
