@@ -120,24 +120,30 @@ public struct ReplayScenarios: Sendable {
 
         let devNull = open("/dev/null", O_WRONLY)
         let out = TradeLineWriter(fd: devNull)
-        let dry = try await timed {
-            let feed = RecordingFeed(path: path, options: ReplayOptions(speed: .max))
-            try await IngestService(feed: feed, sink: out).run()
-            return feed.summary!
+        // Plain and steerable (a ReplayControl attached) in 2 rounds each, in the order P S, S P.
+        func dryRun(steerable: Bool) async throws -> (summary: ReplaySummary, seconds: Double, cpu: Double) {
+            try await timed {
+                let feed = RecordingFeed(path: path, options: ReplayOptions(speed: .max),
+                                         control: steerable ? ReplayControl(speed: .max, file: "bench") : nil)
+                try await IngestService(feed: feed, sink: out).run()
+                return feed.summary!
+            }
         }
-        results.append(BenchResult(scenario: "replay --dry-run --speed max", messages: dry.summary.trades, messageBytes: bytes, seconds: dry.seconds, cpuSeconds: dry.cpu,
-                                   note: "decode the recording and write each trade's JSON line to /dev/null"))
-        let steered = try await timed {
-            let control = ReplayControl(speed: .max, file: "bench")
-            let feed = RecordingFeed(path: path, options: ReplayOptions(speed: .max), control: control)
-            try await IngestService(feed: feed, sink: out).run()
-            return feed.summary!
+        var plain: [(summary: ReplaySummary, seconds: Double, cpu: Double)] = [], steered: [(summary: ReplaySummary, seconds: Double, cpu: Double)] = []
+        for round in 0..<2 {
+            for steerable in (round == 0 ? [false, true] : [true, false]) {
+                let run = try await dryRun(steerable: steerable)
+                if steerable { steered.append(run) } else { plain.append(run) }
+            }
         }
-        var r = BenchResult(scenario: "replay --dry-run --speed max, steerable", messages: steered.summary.trades, messageBytes: bytes,
-                            seconds: steered.seconds, cpuSeconds: steered.cpu,
-                            note: String(format: "the same with a ReplayControl attached (keys / --control-port): %.3f× of the row above", steered.seconds > 0 ? dry.seconds / steered.seconds : 0))
-        r.ratioToFloor = nil
-        results.append(r)
+        let dry = (summary: plain[0].summary, seconds: plain.map(\.seconds).reduce(0, +), cpu: plain.map(\.cpu).reduce(0, +))
+        let steer = (summary: steered[0].summary, seconds: steered.map(\.seconds).reduce(0, +), cpu: steered.map(\.cpu).reduce(0, +))
+        results.append(BenchResult(scenario: "replay --dry-run --speed max", messages: dry.summary.trades * 2, messageBytes: bytes, seconds: dry.seconds, cpuSeconds: dry.cpu,
+                                   note: "decode the recording and write each trade's JSON line to /dev/null; 2 rounds"))
+        results.append(BenchResult(scenario: "replay --dry-run --speed max, steerable", messages: steer.summary.trades * 2, messageBytes: bytes,
+                                   seconds: steer.seconds, cpuSeconds: steer.cpu,
+                                   note: String(format: "the same with a ReplayControl attached (keys / --control-port); 2 rounds, order P S, S P: %.3f× of the row above",
+                                                steer.seconds > 0 ? dry.seconds / steer.seconds : 0)))
 
         if includeKafka, let config {
             let roundPath = try makeRecording(trades: trades / rounds, frameGapNs: 10_000_000)

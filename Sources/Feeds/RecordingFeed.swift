@@ -232,16 +232,10 @@ public final class RecordingFeed: Feed {
         var maxSpeed = options.speed == .max
         var pass = 0
         let onProgress = onProgress, beforeRelease = beforeRelease, control = control
-        // Steering state: the control's change count last seen, the lines released (for repeats), where a seek landed.
-        var seenChanges = control?.changeCount ?? 0
-        var released = LineRanges(), passedOver = LineRanges()
-        var run: (start: Int, end: Int)?
-        var landed: RecordingReader.RawFrame?
-        var firstNs: Int64?
-        var lastReleasedNs: Int64?
-        if control != nil {
+        let steering = control.map { ReplaySteering(control: $0, paths: paths, options: options, lastInFile: lastInFile, index: { [self] in index }) }
+        if let control {
             prepareIndex(build: options.speed != .max)
-            control?.report { $0.lastNs = index?.lastRecvNs ?? lastInFile }
+            control.report { [index] in $0.lastNs = index?.lastRecvNs ?? lastInFile }
         }
         func progress(_ rawNs: Int64, _ passFirst: Int64, _ merger: FrameMerger) {
             guard let onProgress, let start = startWall else { return }
@@ -261,147 +255,19 @@ public final class RecordingFeed: Feed {
             onProgress(ReplayProgress(fraction: fraction, trades: summary.trades, frames: summary.frames, elapsedNs: elapsed,
                                       lagNs: pacer.lag, etaSeconds: eta, pass: pass, line: summary.lastLine))
         }
-        func closeRun() {
-            if let r = run { released.insert(r.start..<r.end); run = nil }
-        }
-
         passes: while true {
             pass += 1
             var merger: FrameMerger
             do { merger = try FrameMerger(paths: paths, skipBad: options.skipBad, startLine: options.fromLine ?? 0) } catch {
                 throw Self.failure(error.error, path: error.path)
             }
-            released = LineRanges(); passedOver = LineRanges(); run = nil
+            steering?.startPass()
             var passFirst: Int64?, passLast: Int64 = 0, passFrames = 0
-
-            /// Applies what `control` asks before `raw` is released; returns the frame a seek landed on
-            /// (`.some(nil)`: past the end), nil when `raw` is still the next frame. Waits while paused.
-            func steer(_ control: ReplayControl, at raw: RecordingReader.RawFrame) async throws -> RecordingReader.RawFrame?? {
-                var current: RecordingReader.RawFrame? = raw
-                var moved = false, anchor = false
-                while true {
-                    seenChanges = control.changeCount
-                    let request = control.take()
-                    if request.speed != summary.speed {
-                        maxSpeed = request.speed == .max
-                        summary.speed = request.speed
-                        anchor = true
-                    }
-                    if let target = request.seek {
-                        current = try seek(target, fromLine: current?.line ?? Int.max, recvNs: current?.recvNs ?? lastReleasedNs ?? 0)
-                        moved = true; anchor = true
-                    }
-                    if !request.paused { break }
-                    anchor = true
-                    let at = current?.recvNs
-                    control.report { $0.paused = true; if let at { $0.positionNs = at } }
-                    while control.changeCount == seenChanges {
-                        await clock.sleep(until: clock.now() + 5_000_000)
-                        try Task.checkCancellation()
-                        if let at { progress(at, passFirst ?? at, merger) }
-                    }
-                }
-                if anchor, let c = current { pacer.reanchor(recvNs: c.recvNs + recvOffset, speed: summary.speed) }
-                return moved ? .some(current) : nil
-            }
-
-            /// Moves the reader to the first frame at or after `target` (clamped); counts what it passes over.
-            func seek(_ target: ReplayControl.SeekTarget, fromLine from: Int, recvNs currentNs: Int64) throws -> RecordingReader.RawFrame? {
-                guard paths.count == 1 else {
-                    control?.report { $0.notice = "seek needs a single recording; this replay merges \(paths.count)" }
-                    throw SeekRefused()
-                }
-                let position = lastReleasedNs ?? currentNs
-                var ns: Int64
-                switch target {
-                case .absolute(let t): ns = t
-                case .relative(let d): ns = position.addingReportingOverflow(d).overflow ? (d < 0 ? .min : .max) : position + d
-                }
-                let lo = max(firstNs ?? index?.firstRecvNs ?? currentNs, options.fromNs ?? .min)
-                let hi = min(index?.lastRecvNs ?? lastInFile ?? .max, options.toNs ?? .max)
-                var notice: String?
-                if ns < lo { notice = "seek to \(ReplayTime.iso(ns)) is before the recording; went to its start \(ReplayTime.iso(lo))"; ns = lo }
-                if ns > hi { notice = "seek to \(ReplayTime.iso(ns)) is after the recording; went to its end \(ReplayTime.iso(hi))"; ns = hi }
-                closeRun()
-                let reader = merger.readers[0]
-                var frame: RecordingReader.RawFrame?
-                do {
-                    if let index, let entry = index.entry(atOrBefore: ns), entry.recvNs <= ns || entry == index.entries[0] {
-                        try reader.reposition(offset: entry.offset, line: entry.line, members: index.members)
-                    } else {
-                        merger = try FrameMerger(paths: paths, skipBad: options.skipBad, startLine: options.fromLine ?? 0)
-                    }
-                    while let f = try merger.next() {
-                        if let fromLine = options.fromLine, f.line < fromLine { continue }
-                        if f.recvNs >= ns { frame = f; break }
-                    }
-                } catch let e as FrameMerger.Failure {
-                    throw Self.failure(e.error, path: e.path)
-                }
-                let to = frame?.line ?? Int.max
-                var passed = 0
-                if to > from {
-                    passed = try tradesNotReleased(from..<to)
-                    passedOver.insert(from..<to)
-                }
-                summary.seeks += 1
-                let s = summary
-                control?.report { st in
-                    st.seeks = s.seeks; st.skippedTrades += passed; st.repeatedTrades = s.repeatedTrades
-                    st.positionNs = frame?.recvNs ?? st.positionNs
-                    st.notice = notice
-                }
-                return frame
-            }
-
-            /// Trades (that the filters let through) on `lines` that were never released.
-            func tradesNotReleased(_ lines: Range<Int>) throws -> Int {
-                var total = try tradesOn(lines)
-                for overlap in released.overlaps(lines) { total -= try tradesOn(overlap) }
-                return total
-            }
-
-            /// Trades on `lines` of the (single) recording that the symbol and time filters let through.
-            func tradesOn(_ lines: Range<Int>) throws -> Int {
-                guard !lines.isEmpty else { return 0 }
-                let reader: RecordingReader
-                do { reader = try RecordingReader(path: paths[0], skipBad: true, validateFrames: false) } catch { throw Self.failure(error, path: paths[0]) }
-                let index = self.index
-                let unfiltered = options.symbols == nil && options.fromNs == nil && options.toNs == nil
-                func cumulative(_ line: Int) throws(RecordingError) -> Int? {
-                    guard let index, let e = index.entry(atOrBeforeLine: line) else { return nil }
-                    try reader.reposition(offset: e.offset, line: e.line, members: index.members)
-                    var n = e.tradesBefore
-                    while let f = try reader.nextRaw(checkUTF8: false), f.line < line { n += RecordingIndex.tradeCount(f.bytes) }
-                    return n
-                }
-                do {
-                    if unfiltered, let index {
-                        let end = lines.upperBound == .max ? index.trades : try cumulative(lines.upperBound) ?? 0
-                        return end - (try cumulative(lines.lowerBound) ?? 0)
-                    }
-                    if let index, let e = index.entry(atOrBeforeLine: lines.lowerBound) {
-                        try reader.reposition(offset: e.offset, line: e.line, members: index.members)
-                    }
-                    var n = 0
-                    while let f = try reader.nextRaw(checkUTF8: false) {
-                        if f.line < lines.lowerBound { continue }
-                        if f.line >= lines.upperBound { break }
-                        if let from = options.fromNs, f.recvNs < from { continue }
-                        if let to = options.toNs, f.recvNs > to { break }
-                        guard case .trades(let t)? = try? FinnhubCodec.decode(UnsafeRawBufferPointer(f.bytes)) else { continue }
-                        n += options.symbols.map { wanted in t.filter { wanted.contains($0.symbol) }.count } ?? t.count
-                    }
-                    return n
-                } catch {
-                    throw Self.failure(error, path: paths[0])
-                }
-            }
 
             do {
                 frames: while true {
                     var raw: RecordingReader.RawFrame
-                    if let l = landed { raw = l; landed = nil } else {
+                    if let steering, let l = steering.landed { raw = l; steering.landed = nil } else {
                         let next: RecordingReader.RawFrame?
                         do { next = try merger.next() } catch { throw Self.failure(error.error, path: error.path) }
                         guard let next else { break }
@@ -410,14 +276,30 @@ public final class RecordingFeed: Feed {
                     if let fromLine = options.fromLine, raw.line < fromLine { continue }
                     if let from = options.fromNs, raw.recvNs < from { continue }
                     if let to = options.toNs, raw.recvNs > to { break }
-                    if firstNs == nil { firstNs = raw.recvNs; control?.report { $0.firstNs = raw.recvNs } }
-                    if let control, control.changeCount != seenChanges {
-                        let steered: RecordingReader.RawFrame??
-                        do { steered = try await steer(control, at: raw) } catch is SeekRefused { steered = nil; seenChanges = -1 }
-                        if let moved = steered {
-                            guard let moved else { break frames }
-                            landed = moved
-                            continue frames
+                    if let steering {
+                        if steering.firstNs == nil { steering.noteFirst(raw.recvNs) }
+                        if steering.control.changeCount != steering.seenChanges {
+                            // While paused the progress line keeps coming, from values that do not change meanwhile.
+                            let (trades, frames, line, started, first) = (summary.trades, summary.frames, summary.lastLine, startWall, passFirst ?? raw.recvNs)
+                            let end = [lastInFile, options.toNs].compactMap { $0 }.min()
+                            let interval = options.progressIntervalNs
+                            var next: UInt64 = 0
+                            let outcome = try await steering.steer(at: raw, merger: &merger, pacer: &pacer, clock: clock, summary: &summary,
+                                                                   recvOffset: recvOffset) { at in
+                                guard let onProgress, let started else { return }
+                                let now = clock.now()
+                                guard now >= next else { return }
+                                next = now + interval
+                                let fraction = end.flatMap { $0 > first ? min(1, max(0, Double(at - first) / Double($0 - first))) : nil }
+                                onProgress(ReplayProgress(fraction: fraction, trades: trades, frames: frames, elapsedNs: now - started,
+                                                          lagNs: 0, etaSeconds: nil, pass: pass, line: line))
+                            }
+                            maxSpeed = summary.speed == .max
+                            if let moved = outcome {
+                                guard let moved else { break frames }
+                                steering.landed = moved
+                                continue frames
+                            }
                         }
                     }
                     let decoded: FinnhubFrame
@@ -453,17 +335,9 @@ public final class RecordingFeed: Feed {
                         summary.trades += trades.count
                         summary.frames += 1
                         summary.lastLine = raw.line
-                        if let control {
-                            if !released.isEmpty, released.contains(raw.line) { summary.repeatedTrades += trades.count }
-                            if run == nil { run = (raw.line, raw.line + 1) } else { run!.end = raw.line + 1 }
-                            lastReleasedNs = raw.recvNs
-                            if !maxSpeed || tick & 63 == 0 {
-                                let s = summary, lag = pacer.lag, at = raw.recvNs
-                                control.report { st in
-                                    st.positionNs = at; st.tradesSent = s.trades; st.framesSent = s.frames; st.lagNs = lag
-                                    st.repeatedTrades = s.repeatedTrades; st.speed = s.speed
-                                }
-                            }
+                        if let steering {
+                            steering.released(line: raw.line, recvNs: raw.recvNs, trades: trades.count, summary: &summary,
+                                              report: !maxSpeed || tick & 1023 == 0, lagNs: pacer.lag)
                         }
                         if onProgress != nil, !maxSpeed || tick & 31 == 0 { progress(raw.recvNs, passFirst!, merger) }
                     case .error(let message): try deliver(.serverError(message: message))
@@ -473,11 +347,7 @@ public final class RecordingFeed: Feed {
             } catch is CancellationError {
                 summary.interrupted = true
             }
-            if !passedOver.isEmpty {
-                // Skipped: what seeks passed over and nothing released later.
-                closeRun()
-                for range in passedOver.subtracting(released) { summary.skippedTrades += try tradesOn(range) }
-            }
+            try steering?.finishPass(&summary)
             endWall = clock.now()
             summary.skippedLines += merger.skippedLines
             for p in merger.problems where summary.problems.count < 100 { summary.problems.append(p.description) }
@@ -490,7 +360,8 @@ public final class RecordingFeed: Feed {
         if let start = startWall {
             summary.wallNs = endWall >= start ? endWall - start : 0
             if !maxSpeed, !summary.interrupted, let last = lastNs, let due = pacer.dueTime(recvNs: last) {
-                summary.scheduledNs = summary.seeks == 0 && summary.speed == options.speed ? due - start : nil
+                // After a pause, a speed change or a seek the schedule restarted: drift counts from the last anchor.
+                summary.scheduledNs = steering?.steered == true ? nil : due - start
                 summary.driftNs = Int64(endWall) - Int64(due)
             }
             summary.maxLagNs = pacer.maxLag

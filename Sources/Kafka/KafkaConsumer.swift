@@ -72,7 +72,10 @@ public struct RebalanceHandler: Sendable {
 ///
 /// Defaults join a group in about 3 s on Tansu and stay valid on real Kafka:
 /// `session.timeout.ms=6000`, `heartbeat.interval.ms=1000`, `auto.offset.reset=earliest`,
-/// `fetch.wait.max.ms=10`.
+/// `fetch.wait.max.ms=10`, and `max.poll.interval.ms=30000`, which is also the rebalance timeout a
+/// member sends: how long a rebalance may wait for members to rejoin. A broker that waits that long for
+/// a member killed in the middle of a rebalance (instead of dropping it when its session ends) holds the
+/// whole group for 30 s, not librdkafka's default 5 minutes; the fetch thread polls at least every second.
 public final class KafkaConsumer: @unchecked Sendable {
     public enum CommitPolicy: Sendable { case storedOffsets, manual }
 
@@ -83,6 +86,7 @@ public final class KafkaConsumer: @unchecked Sendable {
         "enable.auto.offset.store": "false",
         "fetch.wait.max.ms": "10",
         "enable.partition.eof": "false",
+        "max.poll.interval.ms": "30000",
     ]
 
     public let groupID: String

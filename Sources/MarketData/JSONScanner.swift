@@ -385,14 +385,14 @@ func keyEquals(_ key: UnsafeRawBufferPointer, _ literal: StaticString) -> Bool {
 /// Byte-level JSON syntax checking (RFC 8259) over raw pointers, without building values: how the
 /// recording reader finds and validates a line's frame.
 extension JSONScanner {
-    @inline(__always) package static func isWS(_ c: UInt8) -> Bool { c == 0x20 || c == 0x09 || c == 0x0A || c == 0x0D }
+    @inlinable @inline(__always) package static func isWS(_ c: UInt8) -> Bool { c == 0x20 || c == 0x09 || c == 0x0A || c == 0x0D }
 
-    @inline(__always) package static func skipWS(_ p: UnsafePointer<UInt8>, _ i: inout Int, _ n: Int) {
+    @inlinable @inline(__always) package static func skipWS(_ p: UnsafePointer<UInt8>, _ i: inout Int, _ n: Int) {
         while i < n, isWS(p[i]) { i += 1 }
     }
 
     /// True if `p[0..<n]` is exactly one JSON value, optionally surrounded by whitespace.
-    package static func isValidDocument(_ p: UnsafePointer<UInt8>, _ n: Int) -> Bool {
+    @inlinable package static func isValidDocument(_ p: UnsafePointer<UInt8>, _ n: Int) -> Bool {
         var i = 0
         skipWS(p, &i, n)
         guard skipValue(p, &i, n, depth: 0) else { return false }
@@ -401,7 +401,7 @@ extension JSONScanner {
     }
 
     /// Advances `i` past one JSON value starting at `p[i]`; false if it is not valid JSON.
-    package static func skipValue(_ p: UnsafePointer<UInt8>, _ i: inout Int, _ n: Int, depth: Int) -> Bool {
+    @inlinable package static func skipValue(_ p: UnsafePointer<UInt8>, _ i: inout Int, _ n: Int, depth: Int) -> Bool {
         guard i < n, depth < 512 else { return false }
         switch p[i] {
         case UInt8(ascii: "\""): return skipString(p, &i, n)
@@ -438,7 +438,7 @@ extension JSONScanner {
         }
     }
 
-    package static func literal(_ p: UnsafePointer<UInt8>, _ i: inout Int, _ n: Int, _ word: StaticString) -> Bool {
+    @inlinable package static func literal(_ p: UnsafePointer<UInt8>, _ i: inout Int, _ n: Int, _ word: StaticString) -> Bool {
         let w = word.utf8Start, len = word.utf8CodeUnitCount
         guard n - i >= len else { return false }
         for k in 0..<len where p[i + k] != w[k] { return false }
@@ -446,7 +446,7 @@ extension JSONScanner {
         return true
     }
 
-    package static func skipString(_ p: UnsafePointer<UInt8>, _ i: inout Int, _ n: Int) -> Bool {
+    @inlinable package static func skipString(_ p: UnsafePointer<UInt8>, _ i: inout Int, _ n: Int) -> Bool {
         i += 1
         while i < n {
             let c = p[i]
@@ -469,12 +469,12 @@ extension JSONScanner {
         return false
     }
 
-    @inline(__always) package static func isHex(_ c: UInt8) -> Bool {
+    @inlinable @inline(__always) package static func isHex(_ c: UInt8) -> Bool {
         (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x46) || (c >= 0x61 && c <= 0x66)
     }
-    @inline(__always) package static func isDigit(_ c: UInt8) -> Bool { c >= 0x30 && c <= 0x39 }
+    @inlinable @inline(__always) package static func isDigit(_ c: UInt8) -> Bool { c >= 0x30 && c <= 0x39 }
 
-    package static func skipNumber(_ p: UnsafePointer<UInt8>, _ i: inout Int, _ n: Int) -> Bool {
+    @inlinable package static func skipNumber(_ p: UnsafePointer<UInt8>, _ i: inout Int, _ n: Int) -> Bool {
         if i < n, p[i] == UInt8(ascii: "-") { i += 1 }
         guard i < n, isDigit(p[i]) else { return false }
         if p[i] == UInt8(ascii: "0") { i += 1 } else { while i < n, isDigit(p[i]) { i += 1 } }

@@ -49,11 +49,16 @@ public final class IngestService: Service, Sendable {
         do {
             try await cancelWhenGracefulShutdown { [self] in
                 var malformedSeen = 0
+                // Trades are counted into the metric every 64 frames and at the end, not per frame.
+                var uncounted = 0, frames = 0
+                defer { if uncounted > 0 { tradesIn.increment(by: uncounted) } }
                 try await feed.run(frames: false) { event in
                     switch event {
                     case .trades(let trades):
                         try sink.publish(trades)
-                        tradesIn.increment(by: trades.count)
+                        uncounted &+= trades.count
+                        frames &+= 1
+                        if frames & 63 == 0 { tradesIn.increment(by: uncounted); uncounted = 0 }
                     case .frame: break
                     case .connected(let url): logger.info("connected to \(url)")
                     case .disconnected(let reason): logger.warning("disconnected: \(reason)")
