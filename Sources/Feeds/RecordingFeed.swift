@@ -262,12 +262,15 @@ public final class RecordingFeed: Feed {
                 throw Self.failure(error.error, path: error.path)
             }
             steering?.startPass()
+            // Steering bookkeeping kept in locals, so the loop reads no class property per frame.
+            var run: Int?, landed: RecordingReader.RawFrame?, lastReleasedNs: Int64?
+            var seen = steering?.seenChanges ?? 0, mayRepeat = false, first = true
             var passFirst: Int64?, passLast: Int64 = 0, passFrames = 0
 
             do {
                 frames: while true {
                     var raw: RecordingReader.RawFrame
-                    if let steering, let l = steering.landed { raw = l; steering.landed = nil } else {
+                    if let l = landed { raw = l; landed = nil } else {
                         let next: RecordingReader.RawFrame?
                         do { next = try merger.next() } catch { throw Self.failure(error.error, path: error.path) }
                         guard let next else { break }
@@ -276,15 +279,16 @@ public final class RecordingFeed: Feed {
                     if let fromLine = options.fromLine, raw.line < fromLine { continue }
                     if let from = options.fromNs, raw.recvNs < from { continue }
                     if let to = options.toNs, raw.recvNs > to { break }
-                    if let steering {
-                        if steering.firstNs == nil { steering.noteFirst(raw.recvNs) }
-                        if steering.control.changeCount != steering.seenChanges {
+                    if let steering, let control {
+                        if first { first = false; if steering.firstNs == nil { steering.noteFirst(raw.recvNs) } }
+                        if control.changeCount != seen {
                             // While paused the progress line keeps coming, from values that do not change meanwhile.
                             let (trades, frames, line, started, first) = (summary.trades, summary.frames, summary.lastLine, startWall, passFirst ?? raw.recvNs)
                             let end = [lastInFile, options.toNs].compactMap { $0 }.min()
                             let interval = options.progressIntervalNs
                             var next: UInt64 = 0
-                            let outcome = try await steering.steer(at: raw, merger: &merger, pacer: &pacer, clock: clock, summary: &summary,
+                            let outcome = try await steering.steer(at: raw, run: &run, lastLine: summary.lastLine, lastNs: lastReleasedNs,
+                                                                   merger: &merger, pacer: &pacer, clock: clock, summary: &summary,
                                                                    recvOffset: recvOffset) { at in
                                 guard let onProgress, let started else { return }
                                 let now = clock.now()
@@ -295,9 +299,11 @@ public final class RecordingFeed: Feed {
                                                           lagNs: 0, etaSeconds: nil, pass: pass, line: line))
                             }
                             maxSpeed = summary.speed == .max
+                            seen = steering.seenChanges
+                            mayRepeat = steering.anyReleased
                             if let moved = outcome {
                                 guard let moved else { break frames }
-                                steering.landed = moved
+                                landed = moved
                                 continue frames
                             }
                         }
@@ -336,8 +342,10 @@ public final class RecordingFeed: Feed {
                         summary.frames += 1
                         summary.lastLine = raw.line
                         if let steering {
-                            steering.released(line: raw.line, recvNs: raw.recvNs, trades: trades.count, summary: &summary,
-                                              report: !maxSpeed || tick & 1023 == 0, lagNs: pacer.lag)
+                            if mayRepeat, steering.wasReleased(raw.line) { summary.repeatedTrades += trades.count }
+                            if run == nil { run = raw.line }
+                            lastReleasedNs = raw.recvNs
+                            if !maxSpeed || tick & 1023 == 0 { steering.report(recvNs: raw.recvNs, summary: summary, lagNs: pacer.lag) }
                         }
                         if onProgress != nil, !maxSpeed || tick & 31 == 0 { progress(raw.recvNs, passFirst!, merger) }
                     case .error(let message): try deliver(.serverError(message: message))
@@ -347,7 +355,7 @@ public final class RecordingFeed: Feed {
             } catch is CancellationError {
                 summary.interrupted = true
             }
-            try steering?.finishPass(&summary)
+            try steering?.finishPass(&summary, run: &run, lastLine: summary.lastLine)
             endWall = clock.now()
             summary.skippedLines += merger.skippedLines
             for p in merger.problems where summary.problems.count < 100 { summary.problems.append(p.description) }

@@ -12,10 +12,10 @@ final class ReplaySteering {
     let lastInFile: Int64?
     var seenChanges: Int
     var released = LineRanges(), passedOver = LineRanges()
-    /// The run of lines released since the last seek (first line, last line released).
-    var runStart: Int?
-    var runEnd = 0
-    var landed: RecordingReader.RawFrame?
+    /// The run of lines released since the last seek, as the replay loop tracks it (first line, last line);
+    /// handed in by ``steer`` and ``finishPass``, so the loop touches no property of this class per frame.
+    private var runStart: Int?
+    private var runEnd = 0
     var firstNs: Int64?
     var lastReleasedNs: Int64?
     /// A pause, a speed change or a seek happened: the original schedule no longer holds.
@@ -35,6 +35,20 @@ final class ReplaySteering {
         released = LineRanges(); passedOver = LineRanges(); runStart = nil
     }
 
+    /// Takes the loop's view of what it released since the last call.
+    private func adopt(run: inout Int?, lastLine: Int, lastNs: Int64?) {
+        if let r = run {
+            if runStart == nil { runStart = r }  // a pause does not end a run; only a seek does
+            runEnd = lastLine
+        }
+        if let lastNs { lastReleasedNs = lastNs }
+        run = nil
+    }
+
+    /// Whether `line` was released before (only asked once something was).
+    func wasReleased(_ line: Int) -> Bool { released.contains(line) }
+    var anyReleased: Bool { !released.isEmpty }
+
     private func closeRun() {
         if let s = runStart { released.insert(s..<(runEnd + 1)); runStart = nil }
     }
@@ -45,26 +59,21 @@ final class ReplaySteering {
         control.report { $0.firstNs = ns }
     }
 
-    /// After a frame's trades were released.
-    @inline(__always)
-    func released(line: Int, recvNs: Int64, trades: Int, summary: inout ReplaySummary, report: Bool, lagNs: UInt64) {
-        if !released.isEmpty, released.contains(line) { summary.repeatedTrades += trades }
-        if runStart == nil { runStart = line }
-        runEnd = line
-        lastReleasedNs = recvNs
-        if report {
-            let (sent, frames, repeated, speed) = (summary.trades, summary.frames, summary.repeatedTrades, summary.speed)
-            control.report { st in
-                st.positionNs = recvNs; st.tradesSent = sent; st.framesSent = frames; st.lagNs = lagNs
-                st.repeatedTrades = repeated; st.speed = speed
-            }
+    /// Reports where the replay is, for `GET /status` and the progress line.
+    func report(recvNs: Int64, summary: ReplaySummary, lagNs: UInt64) {
+        let (sent, frames, repeated, speed) = (summary.trades, summary.frames, summary.repeatedTrades, summary.speed)
+        control.report { st in
+            st.positionNs = recvNs; st.tradesSent = sent; st.framesSent = frames; st.lagNs = lagNs
+            st.repeatedTrades = repeated; st.speed = speed
         }
     }
 
     /// Applies what the control asks before `raw` is released; returns the frame a seek landed on
     /// (`.some(nil)`: past the end), nil when `raw` is still the next frame. Waits while paused.
-    func steer<C: PacerClock>(at raw: RecordingReader.RawFrame, merger: inout FrameMerger, pacer: inout Pacer<C>, clock: C,
-                              summary: inout ReplaySummary, recvOffset: Int64, whilePaused: (Int64) -> Void) async throws -> RecordingReader.RawFrame?? {
+    func steer<C: PacerClock>(at raw: RecordingReader.RawFrame, run: inout Int?, lastLine: Int, lastNs: Int64?, merger: inout FrameMerger,
+                              pacer: inout Pacer<C>, clock: C, summary: inout ReplaySummary, recvOffset: Int64,
+                              whilePaused: (Int64) -> Void) async throws -> RecordingReader.RawFrame?? {
+        adopt(run: &run, lastLine: lastLine, lastNs: lastNs)
         var current: RecordingReader.RawFrame? = raw
         var moved = false, anchor = false
         steered = true
@@ -147,7 +156,8 @@ final class ReplaySteering {
     }
 
     /// At the end of a pass: what seeks passed over and nothing released later is what was skipped.
-    func finishPass(_ summary: inout ReplaySummary) throws {
+    func finishPass(_ summary: inout ReplaySummary, run: inout Int?, lastLine: Int) throws {
+        adopt(run: &run, lastLine: lastLine, lastNs: nil)
         guard !passedOver.isEmpty else { return }
         closeRun()
         for range in passedOver.subtracting(released) { summary.skippedTrades += try tradesOn(range) }
