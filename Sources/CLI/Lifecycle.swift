@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import ServiceLifecycle
+import Synchronization
 import UnixSignals
 
 /// How every long-running command runs and stops: its services in one `ServiceGroup`.
@@ -74,29 +75,31 @@ public func interruptible<T: Sendable>(_ body: @escaping @Sendable () throws -> 
     }
 }
 
-private final class Slot<T: Sendable>: @unchecked Sendable {
-    private let lock = NSLock()
-    private var continuation: CheckedContinuation<T, any Error>?
-    private var early: Result<T, any Error>?
+/// A continuation resumed once: by the blocking call's result, or by cancellation, whichever comes first
+/// (a result that comes before the continuation is set is kept for it).
+private final class Slot<T: Sendable>: Sendable {
+    private let state = Mutex<(continuation: CheckedContinuation<T, any Error>?, early: Result<T, any Error>?)>((nil, nil))
     func set(_ c: CheckedContinuation<T, any Error>) {
-        lock.lock()
-        if let early { lock.unlock(); c.resume(with: early); return }
-        continuation = c
-        lock.unlock()
+        let early = state.withLock { s -> Result<T, any Error>? in
+            if s.early == nil { s.continuation = c }
+            return s.early
+        }
+        if let early { c.resume(with: early) }
     }
     func resume(_ r: Result<T, any Error>) {
-        lock.lock()
-        if let c = continuation { continuation = nil; lock.unlock(); c.resume(with: r); return }
-        if early == nil, continuation == nil { early = r }
-        lock.unlock()
+        let c = state.withLock { s -> CheckedContinuation<T, any Error>? in
+            if let c = s.continuation { s.continuation = nil; return c }
+            if s.early == nil { s.early = r }
+            return nil
+        }
+        c?.resume(with: r)
     }
 }
 
-private final class FirstError: @unchecked Sendable {
-    private let lock = NSLock()
-    private var error: (any Error)?
-    var value: (any Error)? { lock.lock(); defer { lock.unlock() }; return error }
-    func record(_ e: any Error) { lock.lock(); if error == nil { error = e }; lock.unlock() }
+private final class FirstError: Sendable {
+    private let error = Mutex<(any Error)?>(nil)
+    var value: (any Error)? { error.withLock { $0 } }
+    func record(_ e: any Error) { error.withLock { if $0 == nil { $0 = e } } }
 }
 
 private struct Catching: Service, CustomStringConvertible {

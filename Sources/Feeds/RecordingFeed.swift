@@ -237,22 +237,26 @@ public final class RecordingFeed: Feed {
             prepareIndex(build: options.speed != .max)
             control.report { [index] in $0.lastNs = index?.lastRecvNs ?? lastInFile }
         }
+        /// Where a pass ends in recording time, when known, and how far `rawNs` is from `first` towards it.
+        let passEnd = [lastInFile, options.toNs].compactMap { $0 }.min()
+        func fraction(_ rawNs: Int64, _ first: Int64) -> Double? {
+            guard let passEnd, passEnd > first else { return nil }
+            return min(1, max(0, Double(rawNs - first) / Double(passEnd - first)))
+        }
         func progress(_ rawNs: Int64, _ passFirst: Int64, _ merger: FrameMerger) {
             guard let onProgress, let start = startWall else { return }
             let now = clock.now()
             guard now >= nextProgress else { return }
             nextProgress = now + options.progressIntervalNs
-            var fraction: Double?, eta: Double?
-            let end = [lastInFile, options.toNs].compactMap { $0 }.min()
-            if let end, end > passFirst {
-                fraction = min(1, max(0, Double(rawNs - passFirst) / Double(end - passFirst)))
-                if case .factor(let s) = pacer.speed { eta = max(0, Double(end - rawNs) / s / 1e9) }
+            var done = fraction(rawNs, passFirst), eta: Double?
+            if let passEnd, done != nil {
+                if case .factor(let s) = pacer.speed { eta = max(0, Double(passEnd - rawNs) / s / 1e9) }
             } else {
-                fraction = merger.inputFraction
+                done = merger.inputFraction
             }
             let elapsed = now - start
-            if eta == nil, let f = fraction, f > 0 { eta = Double(elapsed) / 1e9 * (1 - f) / f }
-            onProgress(ReplayProgress(fraction: fraction, trades: summary.trades, frames: summary.frames, elapsedNs: elapsed,
+            if eta == nil, let f = done, f > 0 { eta = Double(elapsed) / 1e9 * (1 - f) / f }
+            onProgress(ReplayProgress(fraction: done, trades: summary.trades, frames: summary.frames, elapsedNs: elapsed,
                                       lagNs: pacer.lag, etaSeconds: eta, pass: pass, line: summary.lastLine))
         }
         passes: while true {
@@ -284,7 +288,6 @@ public final class RecordingFeed: Feed {
                         if control.changeCount != seen {
                             // While paused the progress line keeps coming, from values that do not change meanwhile.
                             let (trades, frames, line, started, first) = (summary.trades, summary.frames, summary.lastLine, startWall, passFirst ?? raw.recvNs)
-                            let end = [lastInFile, options.toNs].compactMap { $0 }.min()
                             let interval = options.progressIntervalNs
                             var next: UInt64 = 0
                             let outcome = try await steering.steer(at: raw, run: &run, lastLine: summary.lastLine, lastNs: lastReleasedNs,
@@ -294,8 +297,7 @@ public final class RecordingFeed: Feed {
                                 let now = clock.now()
                                 guard now >= next else { return }
                                 next = now + interval
-                                let fraction = end.flatMap { $0 > first ? min(1, max(0, Double(at - first) / Double($0 - first))) : nil }
-                                onProgress(ReplayProgress(fraction: fraction, trades: trades, frames: frames, elapsedNs: now - started,
+                                onProgress(ReplayProgress(fraction: fraction(at, first), trades: trades, frames: frames, elapsedNs: now - started,
                                                           lagNs: 0, etaSeconds: nil, pass: pass, line: line))
                             }
                             maxSpeed = summary.speed == .max

@@ -42,8 +42,8 @@ public final class ReplayControl: Sendable {
     struct Requests {
         var paused = false
         var speed: Speed
-        var seek: SeekTarget?
-        /// Every seek asked for, numbered, for readers that must each see it (sim-exchange's connections).
+        /// The last seek asked for, numbered: each reader applies a seek whose number it has not seen
+        /// (the replay, or each of sim-exchange's connections).
         var lastSeek: (number: Int, target: SeekTarget)?
     }
 
@@ -64,7 +64,7 @@ public final class ReplayControl: Sendable {
     public func faster() { change { r in r.speed = Self.ladder.first { Self.rank($0) > Self.rank(r.speed) } ?? .max } }
     /// The next speed down the ladder.
     public func slower() { change { r in r.speed = Self.ladder.last { Self.rank($0) < Self.rank(r.speed) } ?? Self.ladder[0] } }
-    public func seek(_ target: SeekTarget) { change { r in r.seek = target; r.lastSeek = ((r.lastSeek?.number ?? 0) + 1, target) } }
+    public func seek(_ target: SeekTarget) { change { r in r.lastSeek = ((r.lastSeek?.number ?? 0) + 1, target) } }
 
     /// What the replay last reported.
     public var status: ReplayStatus {
@@ -87,21 +87,12 @@ public final class ReplayControl: Sendable {
     /// Increases with every request; the replay compares it with what it saw last.
     public var changeCount: Int { changes.load(ordering: .acquiring) }
 
-    /// The current requests; a seek is handed over once.
-    public func take() -> (paused: Bool, speed: Speed, seek: SeekTarget?) {
-        requests.withLock { r in
-            defer { r.seek = nil }
-            return (r.paused, r.speed, r.seek)
-        }
-    }
-
-    /// The current requests without handing the seek over: the last seek and its number, for several
-    /// readers of one control (each applies a seek whose number it has not seen).
+    /// The current requests: pause, speed, and the last seek with its number.
     public func peek() -> (paused: Bool, speed: Speed, seek: (number: Int, target: SeekTarget)?) {
         requests.withLock { ($0.paused, $0.speed, $0.lastSeek) }
     }
 
-    /// Updates what ``status`` reports.
+    /// Updates what ``status`` reports (`paused` and `speed` come from the requests themselves).
     public func report(_ update: (inout ReplayStatus) -> Void) { current.withLock { update(&$0) } }
 }
 

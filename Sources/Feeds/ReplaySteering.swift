@@ -11,6 +11,8 @@ final class ReplaySteering {
     let index: () -> RecordingIndex?
     let lastInFile: Int64?
     var seenChanges: Int
+    /// The number of the last seek applied.
+    private var seenSeek: Int
     var released = LineRanges(), passedOver = LineRanges()
     /// The run of lines released since the last seek, as the replay loop tracks it (first line, last line);
     /// handed in by ``steer`` and ``finishPass``, so the loop touches no property of this class per frame.
@@ -29,6 +31,7 @@ final class ReplaySteering {
         self.lastInFile = lastInFile
         self.index = index
         seenChanges = control.changeCount
+        seenSeek = control.peek().seek?.number ?? 0
     }
 
     func startPass() {
@@ -61,10 +64,10 @@ final class ReplaySteering {
 
     /// Reports where the replay is, for `GET /status` and the progress line.
     func report(recvNs: Int64, summary: ReplaySummary, lagNs: UInt64) {
-        let (sent, frames, repeated, speed) = (summary.trades, summary.frames, summary.repeatedTrades, summary.speed)
+        let (sent, frames, repeated) = (summary.trades, summary.frames, summary.repeatedTrades)
         control.report { st in
             st.positionNs = recvNs; st.tradesSent = sent; st.framesSent = frames; st.lagNs = lagNs
-            st.repeatedTrades = repeated; st.speed = speed
+            st.repeatedTrades = repeated
         }
     }
 
@@ -79,12 +82,14 @@ final class ReplaySteering {
         steered = true
         while true {
             seenChanges = control.changeCount
-            let request = control.take()
+            let request = control.peek()
             if request.speed != summary.speed {
                 summary.speed = request.speed
                 anchor = true
             }
-            if let target = request.seek {
+            if let asked = request.seek, asked.number != seenSeek {
+                seenSeek = asked.number
+                let target = asked.target
                 do {
                     current = try seek(target, fromLine: current?.line ?? Int.max, recvNs: current?.recvNs ?? lastReleasedNs ?? 0,
                                        merger: &merger, summary: &summary)
@@ -95,7 +100,7 @@ final class ReplaySteering {
             if !request.paused { break }
             anchor = true
             let at = current?.recvNs
-            control.report { $0.paused = true; if let at { $0.positionNs = at } }
+            if let at { control.report { $0.positionNs = at } }
             while control.changeCount == seenChanges {
                 await clock.sleep(until: clock.now() + 5_000_000)
                 try Task.checkCancellation()
