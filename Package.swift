@@ -24,6 +24,7 @@ let package = Package(
         .library(name: "Kafka", targets: ["Kafka"]),
         .library(name: "Pipeline", targets: ["Pipeline"]),
         .library(name: "SimExchange", targets: ["SimExchange"]),
+        .library(name: "Dashboard", targets: ["Dashboard"]),
         .library(name: "Backtest", targets: ["Backtest"]),
         .library(name: "Bench", targets: ["Bench"]),
         .library(name: "MarketStreamTesting", targets: ["MarketStreamTesting"]),
@@ -80,6 +81,13 @@ let package = Package(
             ],
             linkerSettings: rdkafkaLinker
         ),
+        // Dashboard: the pipeline watched through Kafka alone (non-committing reader, admin API), served as one live page.
+        .target(name: "Dashboard", dependencies: [
+            "Kafka", "Aggregation", "MarketData",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ], linkerSettings: rdkafkaLinker),
         // SimExchange: the Finnhub-compatible server (synthetic or recorded trades, orders, faults, TLS).
         .target(name: "SimExchange", dependencies: [
             "Feeds", "Exchange", "MarketData",
@@ -104,7 +112,7 @@ let package = Package(
         .target(name: "CKafkaFloor", linkerSettings: [.linkedLibrary("rdkafka")] + rdkafkaLinker),
         // Bench: every stage measured, next to the librdkafka C floor.
         .target(name: "Bench", dependencies: [
-            "Pipeline", "Kafka", "Feeds", "Aggregation", "MarketData", "Recording", "SimExchange", "CKafkaFloor",
+            "Pipeline", "Dashboard", "Kafka", "Feeds", "Aggregation", "MarketData", "Recording", "SimExchange", "CKafkaFloor",
             .product(name: "Logging", package: "swift-log"), .product(name: "Histogram", package: "hdrhistogram-swift"),
         ], linkerSettings: rdkafkaLinker),
         // CLI: what the executables share (flags, argument types, running a service group).
@@ -127,7 +135,7 @@ let package = Package(
             path: "Sources/Commands/replay", linkerSettings: rdkafkaLinker),
         .executableTarget(
             name: "pipeline",
-            dependencies: ["Pipeline", "Kafka", "Feeds", "Aggregation", "MarketData", "CLI", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            dependencies: ["Pipeline", "Dashboard", "Kafka", "Feeds", "Aggregation", "MarketData", "CLI", .product(name: "ArgumentParser", package: "swift-argument-parser"),
                            .product(name: "Logging", package: "swift-log"), .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
             path: "Sources/Commands/pipeline", linkerSettings: rdkafkaLinker),
         .executableTarget(

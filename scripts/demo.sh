@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # The main job on local defaults: set up, build, start a local broker (unless
 # KAFKA_BOOTSTRAP_SERVERS names one), create the topics, run the three consumers, replay
-# recordings/btc.jsonl into Kafka at 10x, then show what came out.
+# recordings/btc.jsonl into Kafka at 10x, then show what came out. The consumers serve the
+# dashboard (DASHBOARD_PORT, default 8080) with the replay's control buttons (CONTROL_PORT,
+# default 9100); on a terminal the demo keeps it up until Enter or Ctrl-C.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 RECORDING="${1:-recordings/btc.jsonl}"
 SPEED="${SPEED:-10x}"
+DASHBOARD_PORT="${DASHBOARD_PORT:-8080}"
+CONTROL_PORT="${CONTROL_PORT:-9100}"
 scripts/setup.sh
 echo "[demo] building (release; the first build takes several minutes)" >&2
 swift build -c release >/dev/null
@@ -29,9 +33,11 @@ cleanup() {
 trap cleanup EXIT
 
 "$BIN/pipeline" ensure-topics
-"$BIN/pipeline" consumers --data-dir data --window 10 --hop 5 --alerts '*:change:0.05' >.deps/run/consumers.log 2>&1 &
+"$BIN/pipeline" consumers --data-dir data --window 10 --hop 5 --alerts '*:change:0.05' \
+  --dashboard-port "$DASHBOARD_PORT" --replay-control "http://127.0.0.1:$CONTROL_PORT" >.deps/run/consumers.log 2>&1 &
 consumers_pid=$!
-"$BIN/replay" "$RECORDING" --speed "$SPEED"
+echo "[demo] dashboard: http://127.0.0.1:$DASHBOARD_PORT/" >&2
+"$BIN/replay" "$RECORDING" --speed "$SPEED" --control-port "$CONTROL_PORT"
 sleep 3
 echo
 echo "[demo] the last aggregated-metrics messages:"
@@ -39,3 +45,7 @@ LD_LIBRARY_PATH="$PWD/.deps/lib" kcat -b "$KAFKA_BOOTSTRAP_SERVERS" -C -t aggreg
 echo "[demo] price-alerts so far: $(LD_LIBRARY_PATH="$PWD/.deps/lib" kcat -b "$KAFKA_BOOTSTRAP_SERVERS" -C -t price-alerts -e -q 2>/dev/null | wc -l)"
 echo "[demo] stored files under data/: $(find data -name '*.jsonl*' | wc -l), records: $(find data -name '*.jsonl' -exec cat {} + | wc -l)"
 echo "[demo] consumer log: .deps/run/consumers.log"
+if [ -t 0 ]; then
+  echo "[demo] the dashboard stays up at http://127.0.0.1:$DASHBOARD_PORT/ — press Enter (or Ctrl-C) to stop" >&2
+  read -r _ || true
+fi

@@ -113,6 +113,15 @@ public struct Alert: Sendable, Equatable {
         w.number("price", price); w.int("timestamp", timestamp); w.string("message", message)
         return w.finish()
     }
+
+    /// Decodes a `price-alerts` value (``jsonBytes()``); nil when it is not one.
+    public init?(json: [UInt8]) {
+        guard let o = JSONValue.parse(json), let symbol = o["symbol"]?.string, let rule = o["rule"]?.string,
+              let level = o["level"]?.double, let price = o["price"]?.double, let timestamp = o["timestamp"]?.int64,
+              let message = o["message"]?.string else { return nil }
+        self.init(symbol: symbol, rule: rule, level: level, price: price, timestamp: timestamp, windowStart: o["window_start"]?.int64,
+                  windowEnd: o["window_end"]?.int64, changePct: o["change_pct"]?.double, message: message)
+    }
 }
 
 /// Evaluates rules. Price rules fire once per crossing: per (rule, symbol) the engine remembers whether the

@@ -143,17 +143,3 @@ struct Observed<S: Strategy>: Strategy {
         return inner.onFill(fill, context)
     }
 }
-
-extension WindowMetrics {
-    /// Decodes the pipeline's `aggregated-metrics` value (``WindowMetrics/jsonBytes()``); nil when it is not one.
-    public init?(json: [UInt8]) {
-        guard let o = JSONValue.parse(json), let symbol = o["symbol"]?.string, let start = o["window_start"]?.int64,
-              let end = o["window_end"]?.int64, let count = o["trade_count"]?.int64.map(Int.init)
-        else { return nil }
-        func number(_ k: String) -> Double? { o[k]?.double }
-        guard let volume = number("volume"), let average = number("average"), let mn = number("min"), let mx = number("max"),
-              let first = number("first"), let last = number("last") else { return nil }
-        self.init(symbol: symbol, windowStart: start, windowEnd: end, tradeCount: count, volume: volume, vwap: number("vwap"),
-                  average: average, min: mn, max: mx, first: first, last: last, changePct: number("change_pct"))
-    }
-}

@@ -1,4 +1,5 @@
 import Pipeline
+import Dashboard
 import Kafka
 import Feeds
 import Aggregation
@@ -9,7 +10,8 @@ import Foundation
 import Logging
 
 /// The aggregator consuming trades from Kafka, next to the Swift layer's raw consume of the
-/// same topic in the same run; and the in-process window update rate on one core.
+/// same topic in the same run; the aggregator again with a dashboard watching (against the mean
+/// of a run before and one after without it); and the in-process window update rate on one core.
 public struct AggregatorScenario: Sendable {
     public var config: KafkaConfig
     public var trades: Int
@@ -49,23 +51,15 @@ public struct AggregatorScenario: Sendable {
         consumer.close()
         let raw = BenchResult(scenario: "consume trades (Swift layer)", messages: n, messageBytes: bytes, seconds: rawSeconds, cpuSeconds: rawCPU)
 
-        var options = ConsumerService.Options(groupID: "bench-agg-\(UInt32.random(in: 0...UInt32.max))")
-        options.topic = topic
-        var logger = Logger(label: "bench")
-        logger.logLevel = .error
-        let aggregator = try AggregatorService(service: try ConsumerService(config: config, options: options, logger: logger), options: AggregatorService.Options())
-        let running = Task { try await aggregator.run() }
-        let aggCPU0 = processCPUSeconds()
-        while aggregator.service.processed == 0 { try await Task.sleep(for: .milliseconds(1)) }
-        let start = ContinuousClock.now
-        let deadline = start + .seconds(300)
-        while aggregator.service.processed < trades, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(2)) }
-        var agg = BenchResult(scenario: "aggregator from Kafka", messages: aggregator.service.processed, messageBytes: bytes,
-                              seconds: (ContinuousClock.now - start).inSeconds, cpuSeconds: processCPUSeconds() - aggCPU0,
-                              note: "ratio against the Swift layer's raw consume of the same topic in this run")
-        aggregator.service.consumer.finish()
-        try await running.value
+        var agg = try await aggregate(topic: topic, bytes: bytes, dashboard: false)
         agg.ratioToFloor = agg.messagesPerSecond / raw.messagesPerSecond
+        agg.note = "ratio against the Swift layer's raw consume of the same topic in this run"
+        var watched = try await aggregate(topic: topic, bytes: bytes, dashboard: true)
+        let again = try await aggregate(topic: topic, bytes: bytes, dashboard: false)
+        let without = (agg.messagesPerSecond + again.messagesPerSecond) / 2
+        watched.ratioToFloor = watched.messagesPerSecond / without
+        watched.note = String(format: "a dashboard polling every second and rendering its page; ratio against the runs without it before and after (%.0f and %.0f msgs/s)",
+                              agg.messagesPerSecond, again.messagesPerSecond)
 
         var window = try WindowAggregator()
         var out: [WindowMetrics] = []
@@ -77,6 +71,50 @@ public struct AggregatorScenario: Sendable {
             }
         }
         let inProcess = BenchResult(scenario: "window update in-process", messages: tape.count, messageBytes: bytes, seconds: update.seconds, cpuSeconds: update.cpu)
-        return [raw, agg, inProcess]
+        return [raw, agg, watched, inProcess]
+    }
+
+    /// The aggregator, in a new group, over the whole topic; with a dashboard watching the cluster when `dashboard`.
+    private func aggregate(topic: String, bytes: Int, dashboard: Bool) async throws -> BenchResult {
+        var options = ConsumerService.Options(groupID: "bench-agg-\(UInt32.random(in: 0...UInt32.max))")
+        options.topic = topic
+        var logger = Logger(label: "bench")
+        logger.logLevel = .error
+        let aggregator = try AggregatorService(service: try ConsumerService(config: config, options: options, logger: logger), options: AggregatorService.Options())
+        var watching: Task<Void, any Error>?
+        if dashboard {
+            var dashboardOptions = DashboardMonitor.Options(kafka: config)
+            dashboardOptions.tradesTopic = topic
+            let monitor = try DashboardMonitor(options: dashboardOptions)
+            watching = Task {
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    group.addTask { try await monitor.run() }
+                    group.addTask {
+                        // One open page: the state JSON after every pass.
+                        var seen = -1
+                        while !Task.isCancelled {
+                            if monitor.version != seen { seen = monitor.version; _ = monitor.json(chartSymbol: nil) }
+                            try await Task.sleep(for: .milliseconds(200))
+                        }
+                    }
+                    try await group.next()
+                    group.cancelAll()
+                }
+            }
+        }
+        let running = Task { try await aggregator.run() }
+        let cpu0 = processCPUSeconds()
+        while aggregator.service.processed == 0 { try await Task.sleep(for: .milliseconds(1)) }
+        let start = ContinuousClock.now
+        let deadline = start + .seconds(300)
+        while aggregator.service.processed < trades, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(2)) }
+        let result = BenchResult(scenario: dashboard ? "aggregator from Kafka, dashboard attached" : "aggregator from Kafka",
+                                 messages: aggregator.service.processed, messageBytes: bytes,
+                                 seconds: (ContinuousClock.now - start).inSeconds, cpuSeconds: processCPUSeconds() - cpu0)
+        aggregator.service.consumer.finish()
+        try await running.value
+        watching?.cancel()
+        _ = try? await watching?.value
+        return result
     }
 }

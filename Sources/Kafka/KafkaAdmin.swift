@@ -43,7 +43,15 @@ public struct TopicStatus: Sendable, Equatable {
     public var outcome: Outcome
 }
 
-/// Cluster administration: reachability, metadata, topic creation.
+/// A consumer group as the cluster lists it.
+public struct ConsumerGroupListing: Sendable, Hashable {
+    public var id: String
+    public var state: String
+    public init(id: String, state: String) { self.id = id; self.state = state }
+}
+
+/// Cluster administration: reachability, metadata, topic creation, consumer groups and their
+/// committed offsets.
 public final class KafkaAdmin: @unchecked Sendable {
     private let handle: OpaquePointer
     public let bootstrapServers: String
@@ -126,6 +134,70 @@ public final class KafkaAdmin: @unchecked Sendable {
             }
         }
         return statuses
+    }
+
+    /// Every consumer group the cluster knows, with its state as the broker names it
+    /// ("Stable", "Empty", "PreparingRebalance", …), sorted by group id.
+    /// - Throws: a retriable error when no broker answers in `timeout`.
+    public func consumerGroups(timeout: Duration = .seconds(10)) throws(KafkaError) -> [ConsumerGroupListing] {
+        let event = try adminRequest(RD_KAFKA_ADMIN_OP_LISTCONSUMERGROUPS, operation: "list consumer groups", timeout: timeout) { options, queue in
+            rd_kafka_ListConsumerGroups(handle, options, queue)
+        }
+        defer { rd_kafka_event_destroy(event) }
+        var count = 0
+        guard let result = rd_kafka_event_ListConsumerGroups_result(event),
+              let listings = rd_kafka_ListConsumerGroups_result_valid(result, &count) else { return [] }
+        return (0..<count).compactMap { i in
+            guard let listing = listings[i] else { return nil }
+            return ConsumerGroupListing(id: String(cString: rd_kafka_ConsumerGroupListing_group_id(listing)),
+                                        state: String(cString: rd_kafka_consumer_group_state_name(rd_kafka_ConsumerGroupListing_state(listing))))
+        }.sorted { $0.id < $1.id }
+    }
+
+    /// The offsets `group` has committed, for every partition it committed (the group need
+    /// not have members). Nothing is joined or changed.
+    public func committedOffsets(group: String, timeout: Duration = .seconds(10)) throws(KafkaError) -> [TopicPartitionOffset] {
+        guard let request = rd_kafka_ListConsumerGroupOffsets_new(group, nil) else { throw .configuration("group \(group): cannot build the request") }
+        defer { rd_kafka_ListConsumerGroupOffsets_destroy(request) }
+        let event = try adminRequest(RD_KAFKA_ADMIN_OP_LISTCONSUMERGROUPOFFSETS, operation: "list offsets of group \(group)", timeout: timeout) { options, queue in
+            var requests: [OpaquePointer?] = [request]
+            requests.withUnsafeMutableBufferPointer { rd_kafka_ListConsumerGroupOffsets(handle, $0.baseAddress, 1, options, queue) }
+        }
+        defer { rd_kafka_event_destroy(event) }
+        var count = 0
+        guard let result = rd_kafka_event_ListConsumerGroupOffsets_result(event),
+              let groups = rd_kafka_ListConsumerGroupOffsets_result_groups(result, &count), count > 0, let g = groups[0] else { return [] }
+        if let error = rd_kafka_group_result_error(g) {
+            throw KafkaError(rd_kafka_error_code(error), operation: "list offsets of group \(group)", message: String(cString: rd_kafka_error_string(error)))
+        }
+        guard let partitions = rd_kafka_group_result_partitions(g) else { return [] }
+        return (0..<Int(partitions.pointee.cnt)).compactMap { i in
+            let e = partitions.pointee.elems[i]
+            guard e.err == RD_KAFKA_RESP_ERR_NO_ERROR, e.offset >= 0 else { return nil }
+            return TopicPartitionOffset(topic: String(cString: e.topic), partition: e.partition, offset: e.offset)
+        }.sorted { ($0.topic, $0.partition) < ($1.topic, $1.partition) }
+    }
+
+    /// Runs one admin request on a private queue and returns its result event (caller destroys it).
+    private func adminRequest(_ op: rd_kafka_admin_op_t, operation: String, timeout: Duration,
+                              _ start: (OpaquePointer?, OpaquePointer?) -> Void) throws(KafkaError) -> OpaquePointer {
+        var errstr = [CChar](repeating: 0, count: 512)
+        let queue = rd_kafka_queue_new(handle)
+        defer { rd_kafka_queue_destroy(queue) }
+        let options = rd_kafka_AdminOptions_new(handle, op)
+        defer { rd_kafka_AdminOptions_destroy(options) }
+        rd_kafka_AdminOptions_set_request_timeout(options, Self.ms(timeout), &errstr, errstr.count)
+        start(options, queue)
+        guard let event = rd_kafka_queue_poll(queue, Self.ms(timeout) + 1000) else {
+            throw KafkaError(RD_KAFKA_RESP_ERR__TIMED_OUT, operation: operation, message: "no answer from \(bootstrapServers) within \(timeout)")
+        }
+        let err = rd_kafka_event_error(event)
+        if err != RD_KAFKA_RESP_ERR_NO_ERROR {
+            let message = rd_kafka_event_error_string(event).map { String(cString: $0) }
+            rd_kafka_event_destroy(event)
+            throw KafkaError(err, operation: operation, message: message)
+        }
+        return event
     }
 
     static func ms(_ d: Duration) -> Int32 {

@@ -23,4 +23,21 @@ public struct JSONObjectWriter {
         key(k)
         if let v { JSONOutput.appendNumber(v, to: &bytes) } else { bytes.append(contentsOf: "null".utf8) }
     }
+    public mutating func string(_ k: StaticString, _ v: String?) {
+        if let v { string(k, v) } else { null(k) }
+    }
+    public mutating func bool(_ k: StaticString, _ v: Bool) { key(k); bytes.append(contentsOf: (v ? "true" : "false").utf8) }
+    public mutating func null(_ k: StaticString) { key(k); bytes.append(contentsOf: "null".utf8) }
+    /// `v` must already be one JSON value (an object from another writer, a validated document).
+    public mutating func raw(_ k: StaticString, _ v: [UInt8]) { key(k); bytes.append(contentsOf: v) }
+    /// An array of JSON values, each already encoded.
+    public mutating func array(_ k: StaticString, _ items: [[UInt8]]) {
+        key(k)
+        bytes.append(UInt8(ascii: "["))
+        for (i, item) in items.enumerated() {
+            if i > 0 { bytes.append(UInt8(ascii: ",")) }
+            bytes.append(contentsOf: item)
+        }
+        bytes.append(UInt8(ascii: "]"))
+    }
 }

@@ -81,19 +81,78 @@ public func tempDir(_ prefix: String = "marketstream") -> String {
     return d
 }
 
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
-
-/// One HTTP request; the status and the body as text (nil status when nothing answered).
-public func httpRequest(_ method: String, _ url: String, timeout: Double = 5) async -> (status: Int?, body: String) {
-    guard let u = URL(string: url) else { return (nil, "bad URL") }
-    var request = URLRequest(url: u, timeoutInterval: timeout)
-    request.httpMethod = method
-    do {
-        let (data, response) = try await URLSession.shared.data(for: request)
-        return ((response as? HTTPURLResponse)?.statusCode, String(decoding: data, as: UTF8.self))
-    } catch {
-        return (nil, "\(error)")
+/// One HTTP/1.1 request (with a JSON `body` when given) over a plain socket; the status and the
+/// body as text (nil status when nothing answered). It reads headers however the server spaces
+/// them (chromedriver writes `Content-Length:251`, which URLSession on Linux refuses) and
+/// decodes chunked bodies.
+public func httpRequest(_ method: String, _ url: String, body: String? = nil, timeout: Double = 5) async -> (status: Int?, body: String) {
+    await withCheckedContinuation { done in
+        DispatchQueue.global().async { done.resume(returning: blockingHTTPRequest(method, url, body: body, timeout: timeout)) }
     }
+}
+
+private func blockingHTTPRequest(_ method: String, _ url: String, body: String?, timeout: Double) -> (status: Int?, body: String) {
+    guard let u = URLComponents(string: url), let host = u.host, u.scheme == "http" else { return (nil, "bad URL \(url)") }
+    let port = u.port ?? 80
+    var hints = addrinfo()
+    hints.ai_family = AF_INET
+    hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+    var info: UnsafeMutablePointer<addrinfo>?
+    guard getaddrinfo(host, String(port), &hints, &info) == 0, let address = info else { return (nil, "cannot resolve \(host)") }
+    defer { freeaddrinfo(info) }
+    let fd = socket(address.pointee.ai_family, address.pointee.ai_socktype, address.pointee.ai_protocol)
+    guard fd >= 0 else { return (nil, "no socket") }
+    defer { close(fd) }
+    var tv = timeval(tv_sec: Int(timeout), tv_usec: Int((timeout - timeout.rounded(.down)) * 1e6))
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+    guard connect(fd, address.pointee.ai_addr, address.pointee.ai_addrlen) == 0 else { return (nil, "connection refused by \(host):\(port)") }
+    var path = u.percentEncodedPath.isEmpty ? "/" : u.percentEncodedPath
+    if let q = u.percentEncodedQuery { path += "?" + q }
+    let payload = Array((body ?? "").utf8)
+    var head = "\(method) \(path) HTTP/1.1\r\nHost: \(host):\(port)\r\nConnection: close\r\nContent-Length: \(payload.count)\r\n"
+    if body != nil { head += "Content-Type: application/json\r\n" }
+    let request = Array((head + "\r\n").utf8) + payload
+    var sent = 0
+    while sent < request.count {
+        let n = request[sent...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        guard n > 0 else { return (nil, "could not send to \(host):\(port)") }
+        sent += n
+    }
+    var response: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 65536)
+    /// Whether `response` holds the whole answer (servers may keep the connection open).
+    func complete() -> Bool {
+        guard let split = response.firstRange(of: Array("\r\n\r\n".utf8)) else { return false }
+        let head = String(decoding: response[..<split.lowerBound], as: UTF8.self).lowercased().replacingOccurrences(of: " ", with: "")
+        if let line = head.components(separatedBy: "\r\n").first(where: { $0.hasPrefix("content-length:") }), let length = Int(line.dropFirst(15)) {
+            return response.count - split.upperBound >= length
+        }
+        return head.contains("transfer-encoding:chunked") && response.suffix(5) == Array("0\r\n\r\n".utf8)[...]
+    }
+    while !complete() {
+        let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+        if n <= 0 { break }
+        response += chunk[0..<n]
+    }
+    guard let split = response.firstRange(of: Array("\r\n\r\n".utf8)) else {
+        return (nil, response.isEmpty ? "no answer from \(host):\(port)" : "incomplete answer")
+    }
+    let lines = String(decoding: response[..<split.lowerBound], as: UTF8.self).components(separatedBy: "\r\n")
+    let statusLine = lines.first?.split(separator: " ") ?? []
+    let status = statusLine.count > 1 ? Int(statusLine[1]) : nil
+    let chunked = lines.dropFirst().contains { $0.lowercased().replacingOccurrences(of: " ", with: "") == "transfer-encoding:chunked" }
+    var content = Array(response[split.upperBound...])
+    if chunked {
+        var decoded: [UInt8] = [], i = 0
+        while let end = content[i...].firstRange(of: Array("\r\n".utf8)),
+              let size = Int(String(decoding: content[i..<end.lowerBound], as: UTF8.self).split(separator: ";").first ?? "", radix: 16), size > 0,
+              end.upperBound + size <= content.count {
+            decoded += content[end.upperBound..<(end.upperBound + size)]
+            i = end.upperBound + size + 2
+            guard i <= content.count else { break }
+        }
+        content = decoded
+    }
+    return (status, String(decoding: content, as: UTF8.self))
 }

@@ -17,7 +17,7 @@ struct BenchReportTests {
     static let expected = [
         "finnhub frame decode (trades)", "finnhub frame encode (trades)", "kafka value encode", "kafka value decode+validate",
         "produce (C floor)", "produce (Swift layer)", "consume (C floor)", "consume (Swift layer)",
-        "consume trades (Swift layer)", "aggregator from Kafka", "window update in-process",
+        "consume trades (Swift layer)", "aggregator from Kafka", "aggregator from Kafka, dashboard attached", "window update in-process",
         "sim-exchange → WebSocket client", "synthetic feed (in process)",
         "replay --dry-run --speed max", "replay --dry-run --speed max, steerable", "produce for replay (C floor)", "replay --speed max → Kafka", "replay --speed max → Kafka --headers", "replay pacing 10×", "replay pacing 100×",
         "end-to-end @ 1k/s (C floor)", "end-to-end @ 1k/s (trade → aggregator)", "end-to-end @ 20k/s (C floor)", "end-to-end @ 20k/s (trade → aggregator)",

@@ -185,4 +185,36 @@ struct BadInputTests {
         }
         #expect(storedLines(data).count == 1000)
     }
+
+    /// Poison records at the end of a partition are dead-lettered once: a graceful restart continues
+    /// after them instead of sending them again (aggregator and storage both commit their own offsets).
+    @Test(arguments: ["aggregator", "storage"])
+    func aRestartNeverDeadLettersARecordTwice(consumer: String) async throws {
+        let config = try TestBroker.config()
+        let topic = TestBroker.unique("poison-tail")
+        try KafkaAdmin(config: config).ensureTopics([TopicSpec(name: topic, partitions: 1)] + TopicSpec.pipelineTopics)
+        let producer = try KafkaProducer(config: config)
+        for i in 0..<3 {
+            let trade = Trade(symbol: "AAPL", price: 100, timestamp: 1_700_000_000_000 + Int64(i), volume: 1, conditions: nil)
+            try producer.enqueue(topic: topic, key: Array("AAPL".utf8), value: TradeMessage.encode(trade), timestamp: trade.timestamp)
+        }
+        try producer.enqueue(topic: topic, key: Array("AAPL".utf8), value: Array("{not json".utf8))
+        try producer.enqueue(topic: topic, key: Array("AAPL".utf8), value: Array(#"{"s":"AAPL"}"#.utf8))
+        try producer.close()
+        let group = TestBroker.unique("g")
+        var arguments = [consumer, "--bootstrap-servers", config.bootstrapServers, "--topic", topic, "--group", group, "--metrics-port", "0"]
+        if consumer == "storage" { arguments += ["--data-dir", NSTemporaryDirectory() + "/" + TestBroker.unique("poison-data"), "--batch-seconds", "1"] }
+        let log = NSTemporaryDirectory() + "/" + TestBroker.unique("poison") + ".log"
+        func deadLetters() throws -> Int {
+            try readTopic(Topics.deadLetterQueue, config: config).filter { $0.header("dlq.source.topic") == Array(topic.utf8) }.count
+        }
+        for run in 1...2 {
+            let p = try ChildProcess("pipeline", arguments, log: log)
+            if run == 1 { #expect(try await eventually(timeout: .seconds(30)) { try deadLetters() >= 2 }) }
+            try await Task.sleep(for: .seconds(run == 1 ? 2 : 6))
+            p.terminate()
+            #expect(await p.waitForExit() == 0)
+        }
+        #expect(try deadLetters() == 2, "see \(log)")
+    }
 }

@@ -14,7 +14,7 @@ import Synchronization
 struct PipelineCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "pipeline",
-        abstract: "The Kafka side of the toolkit: ingest trades, and the logger, aggregator and storage consumers.",
+        abstract: "The Kafka side of the toolkit: ingest trades, the logger, aggregator and storage consumers, and the dashboard.",
         discussion: """
         Kafka is found through KAFKA_BOOTSTRAP_SERVERS (environment or .env; default 127.0.0.1:9092). \
         Every other KAFKA_<NAME> variable, and each -X key=value, is passed to librdkafka as property \
@@ -23,7 +23,7 @@ struct PipelineCommand: AsyncParsableCommand {
         instances of one type to split the partitions. Ctrl-C / SIGTERM finish the in-flight batch, \
         flush, commit and leave the group; a second signal exits at once.
         """,
-        subcommands: [EnsureTopics.self, Produce.self, LoggerCommand.self, Aggregator.self, Storage.self, Consumers.self])
+        subcommands: [EnsureTopics.self, Produce.self, LoggerCommand.self, Aggregator.self, Storage.self, Consumers.self, DashboardCommand.self])
 }
 
 struct KafkaOptions: ParsableArguments {
@@ -75,9 +75,10 @@ enum LogFormat: String, ExpressibleByArgument { case text, json }
 
 /// Runs the service `make` builds (connecting happens inside, so a signal while connecting ends the
 /// command at once) beside the metrics endpoint, in one ``Lifecycle`` group.
-func runServices(_ name: String, options: KafkaOptions, _ make: @escaping @Sendable () async throws -> any Service) async throws {
+func runServices(_ name: String, options: KafkaOptions, beside extra: [any Service] = [],
+                 _ make: @escaping @Sendable () async throws -> any Service) async throws {
     let logger = Logger(label: name)
-    var services: [any Service] = [ServiceBody(name: name) { try await make().run() }]
+    var services: [any Service] = [ServiceBody(name: name) { try await make().run() }] + extra
     let port = options.metricsPort(for: name)
     if port > 0 {
         _ = MetricsEndpoint.registry
@@ -275,15 +276,17 @@ struct Storage: AsyncParsableCommand {
 }
 
 struct Consumers: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "consumers", abstract: "Logger (quiet), aggregator and storage together in one process, each in its own group.")
+    static let configuration = CommandConfiguration(commandName: "consumers", abstract: "Logger (quiet), aggregator and storage together in one process, each in its own group; --dashboard-port adds the dashboard.")
     @OptionGroup var kafka: KafkaOptions
     @OptionGroup var aggregation: AggregatorOptions
     @OptionGroup var storage: StorageOptions
+    @OptionGroup var dashboard: DashboardFlags
     func run() async throws {
         try kafka.bootstrapLogging(service: "consumers")
         let none = try ConsumerOptions.parse([])
         let (kafka, aggregatorOptions, storageOptions) = (kafka, try aggregation.options(), storage.options(kafka.settings))
-        try await runServices("consumers", options: kafka) {
+        let page = try dashboard.port.map { try dashboard.services(port: $0, kafka: try kafka.kafkaConfig(), logger: Logger(label: "dashboard")) } ?? []
+        try await runServices("consumers", options: kafka, beside: page) {
             let logger = LoggerService(service: try await makeConsumerService("logger", kafka: kafka, consumer: none), quiet: true)
             let aggregator = try AggregatorService(service: try await makeConsumerService("aggregator", kafka: kafka, consumer: none), options: aggregatorOptions)
             let store = try StorageService(service: try await makeConsumerService("storage", kafka: kafka, consumer: none), options: storageOptions)

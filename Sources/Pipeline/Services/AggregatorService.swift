@@ -171,7 +171,18 @@ public final class AggregatorService: Service, Sendable {
             }
         }, beforeCheckpoint: { [self] _ in
             try shared.withLock { s throws in try checkpoint(&s, only: nil) }
-        }, rebalance: RebalanceHandler(assigned: { [self] in assigned($0) }, revoked: { [self] in revoked($0) }))
+        }, rebalance: RebalanceHandler(assigned: { [self] in assigned($0) }, revoked: { [self] in revoked($0) }),
+        deadLettered: { [self] rejected in
+            // A dead-lettered record is processed too: the next checkpoint continues after it, so a
+            // restart never sends it to the dead-letter queue again.
+            shared.withLock { s in
+                for m in rejected where s.partitions[m.partition] != nil {
+                    guard m.generation >= s.partitions[m.partition]!.generation, m.offset >= s.partitions[m.partition]!.nextOffset else { continue }
+                    s.partitions[m.partition]!.nextOffset = m.offset + 1
+                    s.partitions[m.partition]!.changed = true
+                }
+            }
+        })
     }
 
     // MARK: processing

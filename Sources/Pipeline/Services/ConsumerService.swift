@@ -74,12 +74,15 @@ public final class ConsumerService: Sendable {
     /// exactly those are committed (a service that keeps records or state, like storage and the
     /// aggregator, returns what it made durable); when it returns `nil`, everything processed so far is.
     /// `rebalance` decides where assigned partitions start and checkpoints revoked ones (see
-    /// ``RebalanceHandler``); either way assignments are logged.
+    /// ``RebalanceHandler``); either way assignments are logged. `deadLettered` gets each batch's
+    /// dead-lettered records after `handle` returned, so a service that commits its own offsets can
+    /// count them as processed.
     public func run(
         _ handle: BatchHandler,
         onIdle: @Sendable () async throws -> Void = {},
         beforeCheckpoint: @Sendable (_ final: Bool) async throws -> [TopicPartitionOffset]? = { _ in nil },
-        rebalance: RebalanceHandler = RebalanceHandler()
+        rebalance: RebalanceHandler = RebalanceHandler(),
+        deadLettered: @Sendable ([KafkaMessage]) throws -> Void = { _ in }
     ) async throws {
         let log = logger
         try consumer.subscribe([options.topic], rebalance: RebalanceHandler(assigned: { [self] partitions in
@@ -118,13 +121,15 @@ public final class ConsumerService: Sendable {
             } else if !batch.isEmpty {
                 var trades: [(trade: Trade, message: KafkaMessage)] = []
                 trades.reserveCapacity(batch.count)
+                var rejected: [KafkaMessage] = []
                 var ends: [(TopicPartition, Int64)] = []
                 var run: (partition: TopicPartition, next: Int64)?
                 for message in batch {
                     if let trade = try deadLetters.trade(from: message) {
                         trades.append((trade, message))
                     } else {
-                        deadLettered.increment()
+                        self.deadLettered.increment()
+                        rejected.append(message)
                         logger.warning("dead-lettered \(message.topic)[\(message.partition)]@\(message.offset)")
                     }
                     if let r = run, r.partition.partition == message.partition, r.partition.topic == message.topic {
@@ -137,6 +142,7 @@ public final class ConsumerService: Sendable {
                 if let r = run { ends.append(r) }
                 messagesIn.increment(by: batch.count)
                 try await handle(trades)
+                if !rejected.isEmpty { try deadLettered(rejected) }
                 let assigned = consumer.assignment
                 pending.withLock { p in for (tp, next) in ends where assigned.contains(tp) { p[tp] = next } }
                 processedCount.add(batch.count, ordering: .relaxed)

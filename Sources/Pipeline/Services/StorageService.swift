@@ -46,6 +46,8 @@ public final class StorageService: Service, Sendable {
         /// Per owned partition, the consumer generation it was taken at: records fetched before are stale.
         var generations: [Int32: UInt64] = [:]
         var durable: [Int32: Int64] = [:]
+        /// Per owned partition, the newest dead-lettered offset not yet passed by the marker.
+        var rejectedTail: [Int32: Int64] = [:]
         var lastRetention = ContinuousClock.now
     }
     private let state = Mutex(State())
@@ -130,6 +132,7 @@ public final class StorageService: Service, Sendable {
                     s.markers[tp.partition] = nil
                     s.accepted[tp.partition] = nil
                     s.durable[tp.partition] = nil
+                    s.rejectedTail[tp.partition] = nil
                 }
                 if s.buffers.isEmpty { s.oldest = nil }
             }
@@ -151,11 +154,42 @@ public final class StorageService: Service, Sendable {
         }, beforeCheckpoint: { [self] final in
             let due = state.withLock { s in s.oldest.map { ContinuousClock.now - $0 >= options.batchInterval } ?? false }
             if due || final { try writeBuffered() }
+            try passDeadLetteredTails()
             return state.withLock { s in
                 defer { s.durable.removeAll() }
                 return s.durable.map { TopicPartitionOffset(topic: topic, partition: $0.key, offset: $0.value + 1) }
             }
-        }, rebalance: RebalanceHandler(assigned: { [self] in take($0) }, revoked: { [self] in release($0) }))
+        }, rebalance: RebalanceHandler(assigned: { [self] in take($0) }, revoked: { [self] in release($0) }),
+        deadLettered: { [self] rejected in
+            // A dead-lettered record is processed too: once every record before it is stored, the
+            // commit passes it, so a restart never sends it to the dead-letter queue again.
+            state.withLock { s in
+                for m in rejected where (s.generations[m.partition] ?? .max) <= m.generation && m.offset > (s.accepted[m.partition] ?? -1) {
+                    s.accepted[m.partition] = m.offset
+                    s.rejectedTail[m.partition] = m.offset
+                }
+            }
+        })
+    }
+
+    /// Moves the marker (and the commit) past dead-lettered records that follow everything stored,
+    /// once the dead letters are delivered: a restart then starts after them.
+    private func passDeadLetteredTails() throws {
+        try writing.withLock { _ throws in
+            let tails = state.withLock { s in
+                s.rejectedTail.filter { s.owned.contains($0.key) && (s.buffers[$0.key]?.isEmpty ?? true) && $0.value > (s.markers[$0.key] ?? -1) }
+            }
+            guard !tails.isEmpty else { return }
+            try service.producer.flush(timeout: .seconds(60))
+            for (partition, offset) in tails.sorted(by: { $0.key < $1.key }) {
+                try AtomicFileWriter.write(Array("\(offset)\n".utf8), to: markerDir + "/p\(partition)")
+                state.withLock { s in
+                    s.markers[partition] = offset
+                    s.durable[partition] = offset
+                    if s.rejectedTail[partition] == offset { s.rejectedTail[partition] = nil }
+                }
+            }
+        }
     }
 
     private func writeBuffered() throws {
