@@ -25,6 +25,7 @@ let package = Package(
         .library(name: "Pipeline", targets: ["Pipeline"]),
         .library(name: "SimExchange", targets: ["SimExchange"]),
         .library(name: "Dashboard", targets: ["Dashboard"]),
+        .library(name: "PostgresSink", targets: ["PostgresSink"]),
         .library(name: "Backtest", targets: ["Backtest"]),
         .library(name: "Bench", targets: ["Bench"]),
         .library(name: "MarketStreamTesting", targets: ["MarketStreamTesting"]),
@@ -43,6 +44,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
     ],
     targets: [
         .systemLibrary(name: "CRdKafka", pkgConfig: "rdkafka", providers: [.apt(["librdkafka-dev"])]),
@@ -88,6 +90,14 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ], linkerSettings: rdkafkaLinker),
+        // PostgresSink: the storage consumer into PostgreSQL (rows and offsets in one transaction), its schema, a local server for tests.
+        .target(name: "PostgresSink", dependencies: [
+            "Pipeline", "Kafka", "Aggregation", "MarketData",
+            .product(name: "PostgresNIO", package: "postgres-nio"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ], linkerSettings: rdkafkaLinker),
         // SimExchange: the Finnhub-compatible server (synthetic or recorded trades, orders, faults, TLS).
         .target(name: "SimExchange", dependencies: [
             "Feeds", "Exchange", "MarketData",
@@ -112,7 +122,7 @@ let package = Package(
         .target(name: "CKafkaFloor", linkerSettings: [.linkedLibrary("rdkafka")] + rdkafkaLinker),
         // Bench: every stage measured, next to the librdkafka C floor.
         .target(name: "Bench", dependencies: [
-            "Pipeline", "Dashboard", "Kafka", "Feeds", "Aggregation", "MarketData", "Recording", "SimExchange", "CKafkaFloor",
+            "Pipeline", "Dashboard", "PostgresSink", "Kafka", "Feeds", "Aggregation", "MarketData", "Recording", "SimExchange", "CKafkaFloor",
             .product(name: "Logging", package: "swift-log"), .product(name: "Histogram", package: "hdrhistogram-swift"),
         ], linkerSettings: rdkafkaLinker),
         // CLI: what the executables share (flags, argument types, running a service group).
@@ -135,7 +145,7 @@ let package = Package(
             path: "Sources/Commands/replay", linkerSettings: rdkafkaLinker),
         .executableTarget(
             name: "pipeline",
-            dependencies: ["Pipeline", "Dashboard", "Kafka", "Feeds", "Aggregation", "MarketData", "CLI", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            dependencies: ["Pipeline", "Dashboard", "PostgresSink", "Kafka", "Feeds", "Aggregation", "MarketData", "CLI", .product(name: "ArgumentParser", package: "swift-argument-parser"),
                            .product(name: "Logging", package: "swift-log"), .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
             path: "Sources/Commands/pipeline", linkerSettings: rdkafkaLinker),
         .executableTarget(
@@ -145,7 +155,7 @@ let package = Package(
             name: "bench", dependencies: ["Bench", "Pipeline", "Kafka", "MarketData", "CLI", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Sources/Commands/bench", linkerSettings: rdkafkaLinker),
         // MarketStreamTesting: a broker, sim-exchange and feed helpers, temp folders, process runners for tests.
-        .target(name: "MarketStreamTesting", dependencies: ["Kafka", "Pipeline", "Feeds", "MarketData", "SimExchange", "CRdKafka"], linkerSettings: rdkafkaLinker),
+        .target(name: "MarketStreamTesting", dependencies: ["Kafka", "Pipeline", "PostgresSink", "Feeds", "MarketData", "SimExchange", "CRdKafka"], linkerSettings: rdkafkaLinker),
         .testTarget(name: "DeploymentTests", dependencies: ["Pipeline", "Kafka", "MarketData", "MarketStreamTesting", .product(name: "Yams", package: "Yams")], linkerSettings: rdkafkaLinker),
         .testTarget(name: "BenchTests", dependencies: ["Bench", "Pipeline", "Kafka", "MarketData", "MarketStreamTesting"], linkerSettings: rdkafkaLinker),
         .testTarget(name: "FeedTests", dependencies: ["Feeds", "MarketData", "Exchange", "Recording"]),
@@ -155,7 +165,7 @@ let package = Package(
         .testTarget(name: "BacktestTests", dependencies: ["Backtest", "Feeds", "Recording", "MarketData", "Exchange", "Aggregation", "Pipeline", "Kafka", "MarketStreamTesting", "SimExchange",
                                                   .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
                                                   .product(name: "Logging", package: "swift-log")], linkerSettings: rdkafkaLinker),
-        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Kafka", "Aggregation", "Feeds", "MarketData", "Recording", "SimExchange", "MarketStreamTesting", .product(name: "Logging", package: "swift-log"), .product(name: "Metrics", package: "swift-metrics"), .product(name: "Hummingbird", package: "hummingbird")], linkerSettings: rdkafkaLinker),
+        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "PostgresSink", "Kafka", "Aggregation", "Feeds", "MarketData", "Recording", "SimExchange", "MarketStreamTesting", .product(name: "Logging", package: "swift-log"), .product(name: "Metrics", package: "swift-metrics"), .product(name: "Hummingbird", package: "hummingbird")], linkerSettings: rdkafkaLinker),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -2,7 +2,8 @@
 # Idempotent set-up for a Debian/Ubuntu machine: system packages, a librdkafka that talks
 # to Tansu (only when the system one is older than 2.2), the Tansu broker, and the Python
 # WebSocket client used by the interop test, headless Chromium and its WebDriver for the
-# dashboard's browser test. Everything comes from Debian's packages or PyPI.
+# dashboard's browser test, and PostgreSQL for the database sink's tests. Everything comes
+# from Debian's packages or PyPI.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DEPS="$ROOT/.deps"
@@ -11,7 +12,7 @@ say() { printf '[setup] %s\n' "$*" >&2; }
 
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-packages=(librdkafka-dev libsnappy-dev zlib1g-dev pkg-config kcat unzip openssl python3 chromium chromium-driver)
+packages=(librdkafka-dev libsnappy-dev zlib1g-dev pkg-config kcat unzip openssl python3 chromium chromium-driver postgresql)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ! python3 -m pip --version >/dev/null 2>&1; then missing+=(python3-pip); fi

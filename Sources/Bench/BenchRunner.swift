@@ -9,7 +9,7 @@ import Foundation
 
 /// What `bench` runs: scenario selection and sizes.
 public struct BenchOptions: Sendable {
-    public static let allScenarios = ["codec", "kafka", "aggregator", "e2e", "websocket", "replay", "seek"]
+    public static let allScenarios = ["codec", "kafka", "aggregator", "storage", "e2e", "websocket", "replay", "seek"]
     public static let defaultRates: [Double] = [1_000, 10_000, 20_000, 50_000]
     public static let quickRates: [Double] = [1_000, 20_000]
 
@@ -70,6 +70,10 @@ public enum BenchRunner {
         if o.scenarios.contains("aggregator") {
             log("aggregator…")
             results += try await AggregatorScenario(config: config, trades: kafkaMessages).run()
+        }
+        if o.scenarios.contains("storage") {
+            log("storage sinks…")
+            results += try await StorageScenario(config: config, trades: kafkaMessages).run()
         }
         if o.scenarios.contains("websocket") {
             log("sim-exchange → WebSocket client…")

@@ -182,6 +182,32 @@ public final class KafkaProducer: @unchecked Sendable {
         try produce(topic: topic, key: key, value: value, headers: headers, timestamp: timestamp, partition: partition, opaque: nil, blockWhenFull: true)
     }
 
+    /// Makes this producer transactional (its config must set `transactional.id`): fences any older
+    /// producer with the same id and finishes or aborts what that one left open. Call once, first.
+    public func initTransactions(timeout: Duration = .seconds(30)) throws(KafkaError) {
+        try Self.check(rd_kafka_init_transactions(handle, KafkaAdmin.ms(timeout)), "start transactions")
+    }
+
+    public func beginTransaction() throws(KafkaError) {
+        try Self.check(rd_kafka_begin_transaction(handle), "begin a transaction")
+    }
+
+    /// Flushes and commits: every message enqueued since ``beginTransaction()`` becomes visible to
+    /// `read_committed` readers at once, or none does.
+    public func commitTransaction(timeout: Duration = .seconds(30)) throws(KafkaError) {
+        try Self.check(rd_kafka_commit_transaction(handle, KafkaAdmin.ms(timeout)), "commit a transaction")
+    }
+
+    public func abortTransaction(timeout: Duration = .seconds(30)) throws(KafkaError) {
+        try Self.check(rd_kafka_abort_transaction(handle, KafkaAdmin.ms(timeout)), "abort a transaction")
+    }
+
+    private static func check(_ error: OpaquePointer?, _ operation: String) throws(KafkaError) {
+        guard let error else { return }
+        defer { rd_kafka_error_destroy(error) }
+        throw KafkaError(rd_kafka_error_code(error), operation: operation, message: String(cString: rd_kafka_error_string(error)))
+    }
+
     /// From now on, remember the highest acknowledged offset of every partition written
     /// (``acknowledgedOffsets()``), at the cost of a lock per delivered message.
     public func trackAcknowledgedOffsets() {

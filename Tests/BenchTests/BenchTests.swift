@@ -18,6 +18,7 @@ struct BenchReportTests {
         "finnhub frame decode (trades)", "finnhub frame encode (trades)", "kafka value encode", "kafka value decode+validate",
         "produce (C floor)", "produce (Swift layer)", "consume (C floor)", "consume (Swift layer)",
         "consume trades (Swift layer)", "aggregator from Kafka", "aggregator from Kafka, dashboard attached", "window update in-process",
+        "storage sink: files", "storage sink: PostgreSQL",
         "sim-exchange → WebSocket client", "synthetic feed (in process)",
         "replay --dry-run --speed max", "replay --dry-run --speed max, steerable", "produce for replay (C floor)", "replay --speed max → Kafka", "replay --speed max → Kafka --headers", "replay pacing 10×", "replay pacing 100×",
         "end-to-end @ 1k/s (C floor)", "end-to-end @ 1k/s (trade → aggregator)", "end-to-end @ 20k/s (C floor)", "end-to-end @ 20k/s (trade → aggregator)",
@@ -92,7 +93,7 @@ struct BenchReportTests {
         #expect(try BenchOptions.parseScenarios("kafka, e2e") == ["kafka", "e2e"])
         #expect(try BenchOptions.parseRates("1000,10k,2.5k") == [1_000, 10_000, 2_500])
         let unknown = #expect(throws: BenchOptions.Invalid.self) { try BenchOptions.parseScenarios("kafka,warp") }
-        #expect(unknown?.description == "unknown scenario(s) warp; choose from codec, kafka, aggregator, e2e, websocket, replay, seek")
+        #expect(unknown?.description == "unknown scenario(s) warp; choose from codec, kafka, aggregator, storage, e2e, websocket, replay, seek")
         #expect(throws: BenchOptions.Invalid.self) { try BenchOptions.parseScenarios("") }
         for bad in ["fast", "0", "-5k", "nan"] {
             let e = #expect(throws: BenchOptions.Invalid.self) { try BenchOptions.parseRates(bad) }

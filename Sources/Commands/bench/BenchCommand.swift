@@ -18,7 +18,8 @@ struct BenchCommand: AsyncParsableCommand {
         Scenarios (--scenarios, comma-separated; default all):
           codec       Finnhub frame and Kafka message encode/decode, in-process
           kafka       produce and consume at max rate: Swift layer vs librdkafka C API (the floor)
-          aggregator  the aggregator consuming from Kafka vs the raw consume; window update in-process
+          aggregator  the aggregator consuming from Kafka vs the raw consume, also with a dashboard attached; window update in-process
+          storage     the storage consumer's sinks over one topic: files, then PostgreSQL (a local server started for the run)
           websocket   sim-exchange --rate max → the Feed's WebSocket client; the in-process synthetic feed
           replay      replay --dry-run (also steerable) and --speed max into Kafka (vs C floor); pacing at 10× and 100×
           seek        seeks through the index in a 10M-trade recording, plain and gzip (--quick: 200k)

@@ -1,4 +1,5 @@
 import Pipeline
+import PostgresSink
 import Kafka
 import Feeds
 import Aggregation
@@ -23,7 +24,7 @@ struct PipelineCommand: AsyncParsableCommand {
         instances of one type to split the partitions. Ctrl-C / SIGTERM finish the in-flight batch, \
         flush, commit and leave the group; a second signal exits at once.
         """,
-        subcommands: [EnsureTopics.self, Produce.self, LoggerCommand.self, Aggregator.self, Storage.self, Consumers.self, DashboardCommand.self])
+        subcommands: [EnsureTopics.self, Produce.self, LoggerCommand.self, Aggregator.self, Storage.self, Consumers.self, DashboardCommand.self, DeadLetterCommand.self])
 }
 
 struct KafkaOptions: ParsableArguments {
@@ -258,12 +259,34 @@ struct StorageOptions: ParsableArguments {
 }
 
 struct Storage: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Batch trades into crash-safe JSONL files with retention (consumer 3).")
+    static let configuration = CommandConfiguration(
+        abstract: "Store trades into crash-safe JSONL files with retention (consumer 3), or into PostgreSQL.",
+        discussion: """
+        --sink postgres://user:password@host:5432/db writes into PostgreSQL instead (tables in schema         marketstream, created and migrated by the command; password also from PGPASSWORD; ?sslmode=disable,         prefer or require). Each batch's rows and the group's offsets are written in one transaction and         every assignment resumes from the offsets in the database, so each record is stored once whatever         crashes or rebalances. --topic aggregated-metrics stores windows (upserted by symbol and window         start), --topic price-alerts alerts. The default group is market-storage-postgres (plus -<topic>         for other topics), so the file and database sinks each get every partition.
+
+        Examples:
+          pipeline storage --data-dir data --gzip
+          pipeline storage --sink postgres://market:secret@127.0.0.1:5432/market
+          pipeline storage --sink postgres://market@db:5432/market --topic aggregated-metrics
+        """)
     @OptionGroup var kafka: KafkaOptions
     @OptionGroup var consumer: ConsumerOptions
     @OptionGroup var storage: StorageOptions
+    @Option(help: ArgumentHelp("files (default) or a PostgreSQL URL postgres://user:password@host:5432/database.", valueName: "sink"))
+    var sink = "files"
+    @Option(help: ArgumentHelp("With a PostgreSQL sink: what the topic holds (trades, windows, alerts; default from the topic's name).", valueName: "kind"))
+    var records: String?
+
+    func validate() throws {
+        if sink != "files" {
+            do { _ = try PostgresTarget(url: sink) } catch { throw ValidationError("--sink: \(error)") }
+        }
+        if let records, StoredRecords(rawValue: records) == nil { throw ValidationError("--records must be trades, windows or alerts, got \(records)") }
+    }
+
     func run() async throws {
         try kafka.bootstrapLogging(service: "storage")
+        if sink != "files" { return try await runPostgres() }
         let options = storage.options(kafka.settings)
         do { try StorageService.prepareFolder(options, topic: consumer.topic) } catch {
             throw ValidationError("--data-dir \(options.dataDir): \(error)")
@@ -271,6 +294,18 @@ struct Storage: AsyncParsableCommand {
         let (kafka, consumer) = (kafka, consumer)
         try await runServices("storage", options: kafka) {
             try StorageService(service: try await makeConsumerService("storage", kafka: kafka, consumer: consumer), options: options)
+        }
+    }
+
+    private func runPostgres() async throws {
+        let target = try PostgresTarget(url: sink)
+        let kind = records.flatMap(StoredRecords.init(rawValue:)) ?? StoredRecords.of(topic: consumer.topic)
+        var consumer = consumer
+        if consumer.group == nil { consumer.group = "market-storage-postgres" + (consumer.topic == Topics.rawMarketData ? "" : "-\(consumer.topic)") }
+        let (kafka, group) = (kafka, consumer)
+        try await runServices("storage", options: kafka) {
+            try await PostgresStorageService(service: try await makeConsumerService("storage", kafka: kafka, consumer: group),
+                                             options: PostgresStorageService.Options(target: target, records: kind))
         }
     }
 }

@@ -32,7 +32,7 @@ public final class ConsumerService: Sendable {
     public let deadLetters: DeadLetterQueue
     public let options: Options
     public let config: KafkaConfig
-    let logger: Logger
+    public let logger: Logger
     let messagesIn: Counter
     let deadLettered: Counter
     let lag: Gauge
@@ -84,6 +84,30 @@ public final class ConsumerService: Sendable {
         rebalance: RebalanceHandler = RebalanceHandler(),
         deadLettered: @Sendable ([KafkaMessage]) throws -> Void = { _ in }
     ) async throws {
+        try await run(decode: { message in
+            message.value.withUnsafeBytes { bytes in
+                Result { () throws(TradeMessageError) in try TradeMessage.decode(bytes) }.mapError { DecodeFailure(reason: $0.reason) }
+            }
+        }, records: { batch in try await handle(batch.map { (trade: $0.record, message: $0.message) }) },
+        onIdle: onIdle, beforeCheckpoint: beforeCheckpoint, rebalance: rebalance, deadLettered: deadLettered)
+    }
+
+    /// Why a record cannot be used; it goes to the dead-letter queue with this reason.
+    public struct DecodeFailure: Error, Sendable {
+        public var reason: String
+        public init(reason: String) { self.reason = reason }
+    }
+
+    /// ``run(_:onIdle:beforeCheckpoint:rebalance:deadLettered:)`` for records of any kind: `decode`
+    /// turns each record into a value or a reason to dead-letter it.
+    public func run<Record: Sendable>(
+        decode: @Sendable (KafkaMessage) -> Result<Record, DecodeFailure>,
+        records handle: @Sendable ([(record: Record, message: KafkaMessage)]) async throws -> Void,
+        onIdle: @Sendable () async throws -> Void = {},
+        beforeCheckpoint: @Sendable (_ final: Bool) async throws -> [TopicPartitionOffset]? = { _ in nil },
+        rebalance: RebalanceHandler = RebalanceHandler(),
+        deadLettered: @Sendable ([KafkaMessage]) throws -> Void = { _ in }
+    ) async throws {
         let log = logger
         try consumer.subscribe([options.topic], rebalance: RebalanceHandler(assigned: { [self] partitions in
             log.info("assigned \(partitions.map { "\($0.topic)[\($0.partition)]" }.joined(separator: ", "))")
@@ -119,15 +143,17 @@ public final class ConsumerService: Sendable {
             if fetched.isEmpty {
                 try await onIdle()
             } else if !batch.isEmpty {
-                var trades: [(trade: Trade, message: KafkaMessage)] = []
+                var trades: [(record: Record, message: KafkaMessage)] = []
                 trades.reserveCapacity(batch.count)
                 var rejected: [KafkaMessage] = []
                 var ends: [(TopicPartition, Int64)] = []
                 var run: (partition: TopicPartition, next: Int64)?
                 for message in batch {
-                    if let trade = try deadLetters.trade(from: message) {
-                        trades.append((trade, message))
-                    } else {
+                    switch decode(message) {
+                    case .success(let record):
+                        trades.append((record, message))
+                    case .failure(let failure):
+                        try deadLetters.send(message, reason: failure.reason)
                         self.deadLettered.increment()
                         rejected.append(message)
                         logger.warning("dead-lettered \(message.topic)[\(message.partition)]@\(message.offset)")

@@ -34,17 +34,4 @@ public final class DeadLetterQueue: Sendable {
         try producer.enqueue(topic: topic, key: message.key, value: message.value, headers: headers, timestamp: message.timestamp)
         sent.add(1, ordering: .relaxed)
     }
-
-    /// Decodes a `raw-market-data` record, or dead-letters it and returns `nil`.
-    public func trade(from message: KafkaMessage) throws(KafkaError) -> Trade? {
-        let decoded: Result<Trade, TradeMessageError> = message.value.withUnsafeBytes { bytes in
-            Result { () throws(TradeMessageError) in try TradeMessage.decode(bytes) }
-        }
-        switch decoded {
-        case .success(let trade): return trade
-        case .failure(let error):
-            try send(message, reason: error.reason)
-            return nil
-        }
-    }
 }
