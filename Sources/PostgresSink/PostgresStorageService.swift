@@ -36,7 +36,9 @@ public enum StoredRecords: String, Sendable, CaseIterable {
 ///   error, never a silent duplicate.
 /// - Database unreachable or restarting mid-run: the batch is held (nothing more is consumed), the
 ///   sink says so in one log line and retries with backoff (0.2 s doubling to 10 s), then says when
-///   it is back. A transaction whose commit was lost in flight is recognised by the stored offsets.
+///   it is back. A statement without an answer for 10 s counts as the database being away (its
+///   connection is closed). A transaction whose commit was lost in flight is recognised by the
+///   stored offsets.
 /// - Dead-lettered records are delivered to the dead-letter queue before any transaction moves the
 ///   stored offsets past them.
 public final class PostgresStorageService: Service, Sendable {
@@ -125,7 +127,7 @@ public final class PostgresStorageService: Service, Sendable {
     private func assigned(_ partitions: [TopicPartition]) -> [TopicPartitionOffset] {
         let mine = partitions.filter { $0.topic == topic }.map(\.partition)
         guard !mine.isEmpty else { return [] }
-        guard let stored = blocking({ [self] in try await withRetry("read the stored offsets") { try await storedOffsets(mine) } }) else {
+        guard let stored = blocking({ [self] in try await withRetry("read the stored offsets") { try await self.storedOffsets(mine) } }) else {
             state.withLock { s in for p in mine { s.owned.insert(p); s.fenced.insert(p) } }
             return []
         }
@@ -167,7 +169,7 @@ public final class PostgresStorageService: Service, Sendable {
     typealias Insert<R> = @Sendable (PostgresConnection, String, [(record: R, message: KafkaMessage)], Logger) async throws -> Void
 
     /// Writes the rows of owned, unfenced partitions and moves their stored offsets, in one transaction; retries while the database is unreachable.
-    private func store<R: Sendable>(_ batch: [(record: R, message: KafkaMessage)], insert: Insert<R>) async throws {
+    private func store<R: Sendable>(_ batch: [(record: R, message: KafkaMessage)], insert: @escaping Insert<R>) async throws {
         let rows = state.withLock { s in
             batch.filter { item in
                 let p = item.message.partition
@@ -327,12 +329,13 @@ public final class PostgresStorageService: Service, Sendable {
 
     /// Runs `operation` until it succeeds; while the database is unreachable it logs once, backs off and
     /// retries. Errors that retrying cannot fix (permissions, bad SQL, a record stored twice) are thrown.
-    private func withRetry<T: Sendable>(_ what: String, _ operation: @Sendable () async throws -> T) async throws -> T {
+    private func withRetry<T: Sendable>(_ what: String, _ operation: @escaping @Sendable () async throws -> T) async throws -> T {
         var delay = options.minimumBackoff
         var since: ContinuousClock.Instant?
         while true {
+            let attempt = ContinuousClock.now
             do {
-                let result = try await operation()
+                let result = try await withDeadline(.seconds(10), operation)
                 if let since {
                     logger.notice("PostgreSQL at \(options.target) is back after \(String(format: "%.1f", (ContinuousClock.now - since).inSeconds)) s; consuming again")
                 }
@@ -342,7 +345,7 @@ public final class PostgresStorageService: Service, Sendable {
                 closeConnection()
                 guard e.retriable else { throw e }
                 if since == nil {
-                    since = .now
+                    since = attempt
                     logger.warning("\(e); not consuming until it answers (retrying with backoff up to \(options.maximumBackoff))")
                 }
                 if Task.isCancelled || Task.isShuttingDownGracefully {
@@ -352,6 +355,23 @@ public final class PostgresStorageService: Service, Sendable {
                 delay = min(delay * 2, options.maximumBackoff)
             }
         }
+    }
+
+    /// `operation`, or a retriable error once `limit` passed: the connection is closed and the
+    /// operation left behind, so a query waiting on a server that went away never holds the consumer.
+    private func withDeadline<T: Sendable>(_ limit: Duration, _ operation: @escaping @Sendable () async throws -> T) async throws -> T {
+        let race = Race<T>()
+        let target = options.target
+        let work = Task { race.finish(with: await Result(catching: { try await operation() })) }
+        let timer = Task { [self] in
+            try await Task.sleep(for: limit)
+            if race.finish(with: .failure(PostgresSinkError("no answer from PostgreSQL at \(target) within \(limit)", retriable: true))) {
+                closeConnection()
+                work.cancel()
+            }
+        }
+        defer { timer.cancel() }
+        return try await race.value()
     }
 
     /// Runs async work from a librdkafka callback thread and waits for it; nil (logged) when it failed.
@@ -376,4 +396,37 @@ public final class PostgresStorageService: Service, Sendable {
 
 extension Duration {
     var inSeconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+}
+
+/// The first of several results, handed to one waiter.
+private final class Race<T: Sendable>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var result: Result<T, any Error>?
+    private var waiter: CheckedContinuation<T, any Error>?
+
+    /// Whether `r` was the first.
+    @discardableResult
+    func finish(with r: Result<T, any Error>) -> Bool {
+        lock.lock()
+        guard result == nil else { lock.unlock(); return false }
+        result = r
+        let w = waiter
+        waiter = nil
+        lock.unlock()
+        w?.resume(with: r)
+        return true
+    }
+
+    func value() async throws -> T {
+        try await withCheckedThrowingContinuation { c in
+            lock.lock()
+            if let result { lock.unlock(); c.resume(with: result) } else { waiter = c; lock.unlock() }
+        }
+    }
+}
+
+extension Result where Failure == any Error {
+    init(catching body: () async throws -> Success) async {
+        do { self = .success(try await body()) } catch { self = .failure(error) }
+    }
 }

@@ -13,6 +13,9 @@ public struct PostgresSinkError: Error, CustomStringConvertible, Sendable {
     /// `error` from postgres-nio as one line: the server's message and SQLSTATE, or what failed on the wire.
     static func from(_ error: any Error, doing what: String, at target: PostgresTarget) -> PostgresSinkError {
         if let e = error as? PostgresSinkError { return e }
+        if let tx = error as? PostgresTransactionError, let inner = tx.beginError ?? tx.closureError ?? tx.commitError ?? tx.rollbackError {
+            return from(inner, doing: what, at: target)
+        }
         guard let psql = error as? PSQLError else { return PostgresSinkError("\(what) at \(target): \(error)", retriable: true) }
         if let info = psql.serverInfo {
             let state = info[.sqlState] ?? ""
