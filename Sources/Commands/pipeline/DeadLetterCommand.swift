@@ -47,7 +47,7 @@ struct DeadLetterCommand: AsyncParsableCommand {
 
         Examples:
           pipeline dlq count --by reason
-          pipeline dlq list --reason "invalid JSON" --since 2026-12-01T00:00:00Z
+          pipeline dlq list --reason "not valid JSON" --since 2026-12-01T00:00:00Z
           pipeline dlq show 42
           pipeline dlq redrive --from-offset 40 --to-offset 60 --dry-run
         """,
