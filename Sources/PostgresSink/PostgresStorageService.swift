@@ -25,7 +25,8 @@ public enum StoredRecords: String, Sendable, CaseIterable {
 /// The storage consumer writing into PostgreSQL with exactly-once effect.
 ///
 /// - Each batch's rows and the group's next offset of every partition in it are written in **one
-///   transaction**, which first locks the stored offsets and checks they are where this member
+///   transaction** per connection (``Options/connections`` of them take the partitions modulo their
+///   count and commit concurrently; a partition's batches commit in order), which first locks the stored offsets and checks they are where this member
 ///   believes: a member that lost a partition to another (a rebalance it has not seen yet) writes
 ///   nothing for it. So whatever crashes, restarts or rebalances, every record is stored once.
 /// - On every assignment the member reads the offsets stored in the database and starts there
@@ -47,6 +48,8 @@ public final class PostgresStorageService: Service, Sendable {
         public var records: StoredRecords
         public var minimumBackoff: Duration = .milliseconds(200)
         public var maximumBackoff: Duration = .seconds(10)
+        /// Connections writing concurrently, each a transaction over its share of the batch's partitions.
+        public var connections: Int = 3
         public init(target: PostgresTarget, records: StoredRecords) { self.target = target; self.records = records }
     }
 
@@ -61,12 +64,21 @@ public final class PostgresStorageService: Service, Sendable {
         var deadLettersFlushed = 0
     }
 
+    /// Records per transaction the consumer should hand over (``ConsumerService/Options/batchSize``):
+    /// each transaction costs round trips and a commit, so bigger batches store more rows per second.
+    public static let batchSize = 30_000
+
     public let service: ConsumerService
     public let options: Options
     private let topic: String
     private let group: String
     private let state = Mutex(State())
-    private let connection = Mutex<PostgresConnection?>(nil)
+    /// One connection per lane.
+    private let connections = Mutex<[Int: PostgresConnection]>([:])
+    /// Each lane's batch being written.
+    private let inFlight = Mutex<[Int: Task<Void, any Error>]>([:])
+    /// When the database stopped answering (nil while it answers), and when it last came back.
+    private let outage = Mutex<(since: ContinuousClock.Instant?, recovered: ContinuousClock.Instant?)>((nil, nil))
     private let logger: Logger
     private let rowsStored = Atomic<Int>(0)
 
@@ -85,7 +97,7 @@ public final class PostgresStorageService: Service, Sendable {
             try? await c.close()
             throw PostgresSinkError.from(error, doing: "create or migrate the marketstream tables", at: options.target)
         }
-        connection.withLock { $0 = c }
+        connections.withLock { $0[0] = c }
         logger.info("storing \(topic) (\(options.records.rawValue)) into \(options.target), schema marketstream v\(PostgresSchema.version)")
     }
 
@@ -100,7 +112,7 @@ public final class PostgresStorageService: Service, Sendable {
                 for m in rejected where s.owned.contains(m.partition) { s.skipTo[m.partition] = max(s.skipTo[m.partition] ?? 0, m.offset + 1) }
             }
         }
-        defer { closeConnection() }
+        defer { closeConnections() }
         switch options.records {
         case .trades:
             try await service.run(decode: { m in
@@ -144,6 +156,15 @@ public final class PostgresStorageService: Service, Sendable {
     }
 
     private func revoked(_ partitions: [TopicPartition]) {
+        // Batches of revoked partitions commit before the partitions go (their errors surface on the next batch).
+        let tasks = inFlight.withLock { Array($0.values) }
+        if !tasks.isEmpty {
+            let done = DispatchSemaphore(value: 0)
+            Task { for t in tasks { _ = try? await t.value }; done.signal() }
+            if done.wait(timeout: .now() + 30) == .timedOut {
+                logger.warning("the batches being written were not committed within 30 s of the revocation; the database's offsets decide what the next owner writes")
+            }
+        }
         state.withLock { s in
             for tp in partitions where tp.topic == topic {
                 s.owned.remove(tp.partition)
@@ -168,8 +189,47 @@ public final class PostgresStorageService: Service, Sendable {
 
     typealias Insert<R> = @Sendable (PostgresConnection, String, [(record: R, message: KafkaMessage)], Logger) async throws -> Void
 
-    /// Writes the rows of owned, unfenced partitions and moves their stored offsets, in one transaction; retries while the database is unreachable.
+    /// What one transaction found per partition.
+    struct Outcome: Sendable {
+        /// Rows and offsets written by this transaction.
+        var written: [Int32] = []
+        /// Already stored up to the batch end (a commit whose answer was lost).
+        var done: [Int32] = []
+        /// Stored offsets another member moved: partition → where the database says it continues.
+        var fenced: [Int32: Int64] = [:]
+    }
+
+    /// Hands a batch to its lanes and returns once each lane has taken it.
+    ///
+    /// Partitions are spread over ``Options/connections`` lanes (partition modulo lanes). Each lane
+    /// writes its share of a batch in one transaction on its own connection, in the background, while
+    /// the consumer decodes the next batch; a lane takes a new batch only when its previous one is
+    /// committed, so at most one batch per lane is in flight and a partition's batches commit in order.
+    /// ``drain()`` waits for all of them (before every checkpoint, on revocation and at the end).
     private func store<R: Sendable>(_ batch: [(record: R, message: KafkaMessage)], insert: @escaping Insert<R>) async throws {
+        guard !batch.isEmpty else { return }
+        try flushDeadLetters()
+        for (lane, rows) in Dictionary(grouping: batch, by: { lane(of: $0.message.partition) }).sorted(by: { $0.key < $1.key }) {
+            let previous = inFlight.withLock { $0[lane] }
+            try await previous?.value
+            let task = Task { [self] in try await storeLane(lane, rows, insert: insert) }
+            inFlight.withLock { $0[lane] = task }
+        }
+    }
+
+    /// Waits until every lane's batch is committed; rethrows what failed one.
+    private func drain() async throws {
+        let tasks = inFlight.withLock { f in defer { f.removeAll() }; return f }
+        var failure: (any Error)?
+        for (_, t) in tasks.sorted(by: { $0.key < $1.key }) {
+            do { try await t.value } catch { failure = failure ?? error }
+        }
+        if let failure { throw failure }
+    }
+
+    /// Writes one lane's rows of owned, unfenced partitions and moves their stored offsets, in one
+    /// transaction; retries while the database is unreachable.
+    private func storeLane<R: Sendable>(_ lane: Int, _ batch: [(record: R, message: KafkaMessage)], insert: @escaping Insert<R>) async throws {
         let rows = state.withLock { s in
             batch.filter { item in
                 let p = item.message.partition
@@ -179,44 +239,34 @@ public final class PostgresStorageService: Service, Sendable {
             }
         }
         guard !rows.isEmpty else { return }
-        try flushDeadLetters()
         var ends: [Int32: Int64] = [:]
         for r in rows { ends[r.message.partition] = max(ends[r.message.partition] ?? 0, r.message.offset + 1) }
         let skips = state.withLock { $0.skipTo }
         for (p, n) in ends { if let skip = skips[p], skip > n { ends[p] = skip } }
         let next = ends
         let expected = state.withLock { s in Dictionary(uniqueKeysWithValues: next.keys.map { ($0, s.expected[$0] ?? nil) }) }
-        let (topic, group) = (topic, group)
+        let (topic, group, logger) = (topic, group, logger)
         let outcome = try await withRetry("store \(rows.count) rows") { [self] in
-            let c = try await liveConnection()
-            return try await c.withTransaction(logger: logger) { tx -> (written: [Int32], done: [Int32], fenced: [Int32: Int64]) in
-                var stored: [Int32: Int64] = [:]
+            try await liveConnection(lane).withTransaction(logger: logger) { tx in
                 let partitions = next.keys.sorted()
-                let locked = try await tx.query("SELECT partition, next_offset FROM marketstream.consumer_offsets WHERE consumer_group = \(group) AND topic = \(topic) AND partition = ANY(\(partitions)::integer[]) FOR UPDATE", logger: logger)
-                for try await (p, n) in locked.decode((Int32, Int64).self) { stored[p] = n }
-                var written: [Int32] = [], done: [Int32] = [], fenced: [Int32: Int64] = [:]
+                let stored = try await Self.lockOffsets(tx, group: group, topic: topic, partitions, logger: logger)
+                var o = Outcome()
                 for p in partitions {
-                    if stored[p] == expected[p] ?? nil { written.append(p) }
-                    else if stored[p] == next[p] { done.append(p) }
-                    else { fenced[p] = stored[p] ?? -1 }
+                    if stored[p] == expected[p] ?? nil { o.written.append(p) }
+                    else if stored[p] == next[p] { o.done.append(p) }
+                    else { o.fenced[p] = stored[p] ?? -1 }
                 }
-                let keep = Set(written)
+                let keep = Set(o.written)
                 let selected = rows.filter { keep.contains($0.message.partition) }
                 if !selected.isEmpty { try await insert(tx, topic, selected, logger) }
-                if !written.isEmpty {
-                    try await tx.query("""
-                        INSERT INTO marketstream.consumer_offsets (consumer_group, topic, partition, next_offset) \
-                        SELECT \(group), \(topic), p, n FROM unnest(\(written)::integer[], \(written.map { next[$0]! })::bigint[]) AS u(p, n) \
-                        ON CONFLICT (consumer_group, topic, partition) DO UPDATE SET next_offset = EXCLUDED.next_offset, updated_at = now()
-                        """, logger: logger)
-                }
-                return (written, done, fenced)
+                try await Self.moveOffsets(tx, group: group, topic: topic, o.written.map { ($0, next[$0]!) }, logger: logger)
+                return o
             }
         }
-        let count = rows.filter { Set(outcome.written).contains($0.message.partition) }.count
-        rowsStored.add(count, ordering: .relaxed)
+        let stored = Set(outcome.written + outcome.done)
+        rowsStored.add(rows.count { stored.contains($0.message.partition) }, ordering: .relaxed)
         state.withLock { s in
-            for p in outcome.written + outcome.done where s.owned.contains(p) {
+            for p in stored where s.owned.contains(p) {
                 s.expected[p] = .some(next[p]!)
                 if let skip = s.skipTo[p], skip <= next[p]! { s.skipTo[p] = nil }
             }
@@ -229,26 +279,17 @@ public final class PostgresStorageService: Service, Sendable {
 
     /// Moves the stored offsets past dead-lettered records that follow everything stored (once they are delivered).
     private func passDeadLetteredTails() async throws {
+        try await drain()
         let skips = state.withLock { s in s.skipTo.filter { s.owned.contains($0.key) && !s.fenced.contains($0.key) } }
         guard !skips.isEmpty else { return }
         try flushDeadLetters()
         let expected = state.withLock { s in Dictionary(uniqueKeysWithValues: skips.keys.map { ($0, s.expected[$0] ?? nil) }) }
-        let (topic, group) = (topic, group)
+        let (topic, group, logger) = (topic, group, logger)
         let moved = try await withRetry("store the offsets past dead letters") { [self] in
-            let c = try await liveConnection()
-            return try await c.withTransaction(logger: logger) { tx -> [Int32] in
-                var stored: [Int32: Int64] = [:]
-                let partitions = skips.keys.sorted()
-                let locked = try await tx.query("SELECT partition, next_offset FROM marketstream.consumer_offsets WHERE consumer_group = \(group) AND topic = \(topic) AND partition = ANY(\(partitions)::integer[]) FOR UPDATE", logger: logger)
-                for try await (p, n) in locked.decode((Int32, Int64).self) { stored[p] = n }
-                let movable = partitions.filter { stored[$0] == expected[$0] ?? nil }
-                if !movable.isEmpty {
-                    try await tx.query("""
-                        INSERT INTO marketstream.consumer_offsets (consumer_group, topic, partition, next_offset) \
-                        SELECT \(group), \(topic), p, n FROM unnest(\(movable)::integer[], \(movable.map { skips[$0]! })::bigint[]) AS u(p, n) \
-                        ON CONFLICT (consumer_group, topic, partition) DO UPDATE SET next_offset = EXCLUDED.next_offset, updated_at = now()
-                        """, logger: logger)
-                }
+            try await liveConnection(0).withTransaction(logger: logger) { tx -> [Int32] in
+                let stored = try await Self.lockOffsets(tx, group: group, topic: topic, skips.keys.sorted(), logger: logger)
+                let movable = skips.keys.sorted().filter { stored[$0] == expected[$0] ?? nil }
+                try await Self.moveOffsets(tx, group: group, topic: topic, movable.map { ($0, skips[$0]!) }, logger: logger)
                 return movable
             }
         }
@@ -258,6 +299,24 @@ public final class PostgresStorageService: Service, Sendable {
                 s.skipTo[p] = nil
             }
         }
+    }
+
+    /// The stored next offsets of `partitions`, locked until the transaction ends.
+    private static func lockOffsets(_ tx: PostgresConnection, group: String, topic: String, _ partitions: [Int32], logger: Logger) async throws -> [Int32: Int64] {
+        var stored: [Int32: Int64] = [:]
+        let locked = try await tx.query("SELECT partition, next_offset FROM marketstream.consumer_offsets WHERE consumer_group = \(group) AND topic = \(topic) AND partition = ANY(\(partitions)::integer[]) FOR UPDATE", logger: logger)
+        for try await (p, n) in locked.decode((Int32, Int64).self) { stored[p] = n }
+        return stored
+    }
+
+    /// Sets the stored next offset of each partition.
+    private static func moveOffsets(_ tx: PostgresConnection, group: String, topic: String, _ offsets: [(partition: Int32, next: Int64)], logger: Logger) async throws {
+        guard !offsets.isEmpty else { return }
+        try await tx.query("""
+            INSERT INTO marketstream.consumer_offsets (consumer_group, topic, partition, next_offset) \
+            SELECT \(group), \(topic), p, n FROM unnest(\(offsets.map(\.partition))::integer[], \(offsets.map(\.next))::bigint[]) AS u(p, n) \
+            ON CONFLICT (consumer_group, topic, partition) DO UPDATE SET next_offset = EXCLUDED.next_offset, updated_at = now()
+            """, logger: logger)
     }
 
     private func flushDeadLetters() throws {
@@ -271,9 +330,9 @@ public final class PostgresStorageService: Service, Sendable {
         let conditions = rows.map { $0.record.conditions.map { $0.joined(separator: "\u{1F}") } ?? "\u{1E}" }
         try await tx.query("""
             INSERT INTO marketstream.trades (topic, partition, "offset", symbol, price, volume, traded_at, conditions) \
-            SELECT \(topic), p, o, s, pr, v, to_timestamp(t / 1000.0), CASE WHEN c = chr(30) THEN NULL WHEN c = '' THEN '{}'::text[] ELSE string_to_array(c, chr(31)) END \
+            SELECT \(topic), p, o, s, pr, v, t, CASE WHEN c = chr(30) THEN NULL WHEN c = '' THEN '{}'::text[] ELSE string_to_array(c, chr(31)) END \
             FROM unnest(\(rows.map { $0.message.partition })::integer[], \(rows.map { $0.message.offset })::bigint[], \(rows.map { $0.record.symbol })::text[], \
-            \(rows.map { $0.record.price })::float8[], \(rows.map { $0.record.volume })::float8[], \(rows.map { $0.record.timestamp })::bigint[], \(conditions)::text[]) \
+            \(rows.map { $0.record.price })::float8[], \(rows.map { $0.record.volume })::float8[], \(rows.map { Millis($0.record.timestamp) })::timestamptz[], \(conditions)::text[]) \
             AS u(p, o, s, pr, v, t, c)
             """, logger: logger)
     }
@@ -316,36 +375,49 @@ public final class PostgresStorageService: Service, Sendable {
         try await PostgresConnection.connect(configuration: try target.configuration(), id: Int.random(in: 0...Int.max), logger: logger)
     }
 
-    private func liveConnection() async throws -> PostgresConnection {
-        if let c = connection.withLock({ $0 }), !c.isClosed { return c }
+    private func lane(of partition: Int32) -> Int { Int(partition) % max(1, options.connections) }
+
+    private func liveConnection(_ lane: Int) async throws -> PostgresConnection {
+        if let c = connections.withLock({ $0[lane] }), !c.isClosed { return c }
         let c = try await Self.connect(options.target, logger: logger)
-        connection.withLock { $0 = c }
+        connections.withLock { $0[lane] = c }
         return c
     }
 
-    private func closeConnection() {
-        if let c = connection.withLock({ c in defer { c = nil }; return c }) { Task { try? await c.close() } }
+    private func closeConnections() {
+        let all = connections.withLock { c in defer { c.removeAll() }; return Array(c.values) }
+        for c in all { Task { try? await c.close() } }
     }
 
     /// Runs `operation` until it succeeds; while the database is unreachable it logs once, backs off and
     /// retries. Errors that retrying cannot fix (permissions, bad SQL, a record stored twice) are thrown.
     private func withRetry<T: Sendable>(_ what: String, _ operation: @escaping @Sendable () async throws -> T) async throws -> T {
         var delay = options.minimumBackoff
-        var since: ContinuousClock.Instant?
         while true {
             let attempt = ContinuousClock.now
             do {
                 let result = try await withDeadline(.seconds(10), operation)
-                if let since {
-                    logger.notice("PostgreSQL at \(options.target) is back after \(String(format: "%.1f", (ContinuousClock.now - since).inSeconds)) s; consuming again")
+                let back = outage.withLock { o -> ContinuousClock.Instant? in
+                    guard let since = o.since else { return nil }
+                    o = (nil, .now)
+                    return since
+                }
+                if let back {
+                    logger.notice("PostgreSQL at \(options.target) is back after \(String(format: "%.1f", (ContinuousClock.now - back).inSeconds)) s; consuming again")
                 }
                 return result
             } catch {
                 let e = PostgresSinkError.from(error, doing: what, at: options.target)
-                closeConnection()
+                closeConnections()
                 guard e.retriable else { throw e }
-                if since == nil {
-                    since = attempt
+                // One line per outage, whichever lane notices first; an attempt begun before the
+                // database came back belongs to the outage already reported.
+                let first = outage.withLock { o -> Bool in
+                    guard o.since == nil, o.recovered.map({ attempt > $0 }) ?? true else { return false }
+                    o.since = attempt
+                    return true
+                }
+                if first {
                     logger.warning("\(e); not consuming until it answers (retrying with backoff up to \(options.maximumBackoff))")
                 }
                 if Task.isCancelled || Task.isShuttingDownGracefully {
@@ -366,7 +438,7 @@ public final class PostgresStorageService: Service, Sendable {
         let timer = Task { [self] in
             try await Task.sleep(for: limit)
             if race.finish(with: .failure(PostgresSinkError("no answer from PostgreSQL at \(target) within \(limit)", retriable: true))) {
-                closeConnection()
+                closeConnections()
                 work.cancel()
             }
         }
@@ -391,6 +463,18 @@ public final class PostgresStorageService: Service, Sendable {
             logger.error("\(e); the partitions just assigned are not written by this member")
             return nil
         }
+    }
+}
+
+/// Milliseconds since 1970 as a `timestamptz`, exactly (PostgreSQL counts microseconds since 2000).
+struct Millis: PostgresNonThrowingEncodable, PostgresArrayEncodable {
+    var value: Int64
+    init(_ value: Int64) { self.value = value }
+    static var psqlType: PostgresDataType { .timestamptz }
+    static var psqlArrayType: PostgresDataType { .timestamptzArray }
+    static var psqlFormat: PostgresFormat { .binary }
+    func encode<E: PostgresJSONEncoder>(into buffer: inout ByteBuffer, context: PostgresEncodingContext<E>) {
+        buffer.writeInteger((value - 946_684_800_000) &* 1000)
     }
 }
 

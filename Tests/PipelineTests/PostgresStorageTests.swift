@@ -58,7 +58,20 @@ struct PostgresStorageTests {
     /// Rows = produced records, none twice, each partition's rows are offsets 0…n-1 and the stored offset is n.
     static func checkExactlyOnce(_ db: LocalPostgres, topic: String, group: String, config: KafkaConfig) throws {
         var produced: [Int32: Int] = [:]
-        for m in try readTopic(topic, config: config) { produced[m.partition, default: 0] += 1 }
+        var records: [String: Trade] = [:]
+        for m in try readTopic(topic, config: config) {
+            produced[m.partition, default: 0] += 1
+            records["\(m.partition)|\(m.offset)"] = try m.value.withUnsafeBytes { try TradeMessage.decode($0) }
+        }
+        // Every row holds its record's values: the exact millisecond, prices and conditions.
+        var mismatches = 0
+        for line in try db.psql("SELECT partition, \"offset\", symbol, price, volume, (extract(epoch FROM traded_at) * 1000)::bigint, conditions FROM marketstream.trades WHERE topic = '\(topic)'").split(separator: "\n") {
+            let f = line.split(separator: "|", omittingEmptySubsequences: false).map(String.init)
+            guard f.count == 7, let t = records["\(f[0])|\(f[1])"] else { mismatches += 1; continue }
+            let conditions = t.conditions.map { "{\($0.joined(separator: ","))}" } ?? ""
+            if f[2] != t.symbol || Double(f[3]) != t.price || Double(f[4]) != t.volume || Int64(f[5]) != t.timestamp || f[6] != conditions { mismatches += 1 }
+        }
+        #expect(mismatches == 0, "\(mismatches) rows differ from their records")
         let s = try stored(db, topic: topic, group: group)
         #expect(s.rows == trades)
         #expect(s.distinct == trades)

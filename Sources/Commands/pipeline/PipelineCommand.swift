@@ -151,11 +151,12 @@ struct ConsumerOptions: ParsableArguments {
     @Option(help: "Topic to read.") var topic = Topics.rawMarketData
 }
 
-func makeConsumerService(_ kind: String, kafka: KafkaOptions, consumer: ConsumerOptions) async throws -> ConsumerService {
+func makeConsumerService(_ kind: String, kafka: KafkaOptions, consumer: ConsumerOptions, batchSize: Int = 1000) async throws -> ConsumerService {
     let config = try kafka.kafkaConfig()
     try await kafka.checkReachable(config)
     var options = ConsumerService.Options(groupID: consumer.group ?? ServiceDefaults.consumerGroups[kind]!)
     options.topic = consumer.topic
+    options.batchSize = batchSize
     return try ConsumerService(config: config, options: options, logger: Logger(label: kind))
 }
 
@@ -304,7 +305,7 @@ struct Storage: AsyncParsableCommand {
         if consumer.group == nil { consumer.group = "market-storage-postgres" + (consumer.topic == Topics.rawMarketData ? "" : "-\(consumer.topic)") }
         let (kafka, group) = (kafka, consumer)
         try await runServices("storage", options: kafka) {
-            try await PostgresStorageService(service: try await makeConsumerService("storage", kafka: kafka, consumer: group),
+            try await PostgresStorageService(service: try await makeConsumerService("storage", kafka: kafka, consumer: group, batchSize: PostgresStorageService.batchSize),
                                              options: PostgresStorageService.Options(target: target, records: kind))
         }
     }

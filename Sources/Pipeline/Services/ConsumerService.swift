@@ -24,6 +24,8 @@ public final class ConsumerService: Sendable {
         public var topic: String = Topics.rawMarketData
         /// Longest time between checkpoints (flush outputs, commit offsets).
         public var checkpointInterval: Duration = .seconds(1)
+        /// Most records handed to the service at once (fewer when less is fetched: a record is never held back to fill a batch).
+        public var batchSize: Int = 1000
         public init(groupID: String) { self.groupID = groupID }
     }
 
@@ -56,7 +58,7 @@ public final class ConsumerService: Sendable {
         self.options = options
         self.config = config
         self.logger = logger
-        consumer = try KafkaConsumer(config: config, groupID: options.groupID, topics: [], commitPolicy: .manual)
+        consumer = try KafkaConsumer(config: config, groupID: options.groupID, topics: [], commitPolicy: .manual, batchSize: options.batchSize)
         producer = try KafkaProducer(config: config)
         deadLetters = DeadLetterQueue(producer: producer, groupID: options.groupID)
         let dims = [("group", options.groupID)]
