@@ -230,19 +230,27 @@ extension FinnhubCodec {
         }
     }
 
+    /// Values already built in one frame: its symbols, and its condition lists by where their bytes are.
+    private struct FrameMemo {
+        var symbols: [String] = []
+        var conditions: [(start: Int, end: Int, value: [String]?)] = []
+        init() { symbols.reserveCapacity(8); conditions.reserveCapacity(4) }
+    }
+
     private static func decodeTrades(_ s: inout JSONScanner, _ path: inout FramePath) throws(JSONScanError) -> [Trade] {
         var trades: [Trade] = []
         guard try s.enterArray() else { return trades }
         trades.reserveCapacity(16)
+        var memo = FrameMemo()
         repeat {
             path.index = trades.count
-            trades.append(try decodeTrade(&s, &path, previousSymbol: trades.last?.symbol))
+            trades.append(try decodeTrade(&s, &path, &memo))
         } while try s.nextElement()
         path.index = -1
         return trades
     }
 
-    private static func decodeTrade(_ s: inout JSONScanner, _ path: inout FramePath, previousSymbol: String?) throws(JSONScanError) -> Trade {
+    private static func decodeTrade(_ s: inout JSONScanner, _ path: inout FramePath, _ memo: inout FrameMemo) throws(JSONScanError) -> Trade {
         _ = s.peek()
         let objectStart = s.pos
         var symbol: String?
@@ -257,7 +265,7 @@ extension FinnhubCodec {
                     path.field = "s"
                     _ = s.peek()
                     let start = s.pos
-                    let value = try s.readString(reusing: previousSymbol)
+                    let value = try s.readString(reusingAny: &memo.symbols, limit: 8)
                     guard !value.isEmpty else { throw JSONScanError(reason: "expected a non-empty string", offset: start) }
                     symbol = value
                 case .p:
@@ -271,7 +279,7 @@ extension FinnhubCodec {
                     volume = try readFinite(&s)
                 case .c:
                     path.field = "c"
-                    conditions = try readConditions(&s, &path)
+                    conditions = try readConditions(&s, &path, &memo)
                 case .other:
                     try s.skipValue()
                 }
@@ -303,15 +311,19 @@ extension FinnhubCodec {
         return value
     }
 
-    private static func readConditions(_ s: inout JSONScanner, _ path: inout FramePath) throws(JSONScanError) -> [String]? {
+    private static func readConditions(_ s: inout JSONScanner, _ path: inout FramePath, _ memo: inout FrameMemo) throws(JSONScanError) -> [String]? {
         if s.consumeNull() { return nil }
+        for seen in memo.conditions where s.consumeRepeat(of: seen.start, seen.end) { return seen.value }
+        let start = s.pos
         var conditions: [String] = []
-        guard try s.enterArray() else { return conditions }
-        repeat {
-            path.element = conditions.count
-            conditions.append(try s.readString())
-        } while try s.nextElement()
-        path.element = -1
+        if try s.enterArray() {
+            repeat {
+                path.element = conditions.count
+                conditions.append(try s.readString())
+            } while try s.nextElement()
+            path.element = -1
+        }
+        if memo.conditions.count < 4 { memo.conditions.append((start, s.pos, conditions)) }
         return conditions
     }
 

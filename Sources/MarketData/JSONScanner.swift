@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// A scanning failure: what went wrong and at which byte.
 struct JSONScanError: Error {
     var reason: String
@@ -212,6 +218,55 @@ package struct JSONScanner {
             i += 1
         }
         throw JSONScanError(reason: "unterminated string", offset: start - 1)
+    }
+
+    /// Reads a string value like ``readString(reusing:)``, returning an element of `recent` when its
+    /// bytes are exactly that element's (no escapes); a new string is added to `recent` while it holds
+    /// fewer than `limit`. So the symbols of a frame are built once each.
+    mutating func readString(reusingAny recent: inout [String], limit: Int) throws(JSONScanError) -> String {
+        guard peek() == UInt8(ascii: "\"") else { throw unexpected("a string") }
+        let start = pos + 1
+        var i = start
+        var high: UInt8 = 0
+        while i < bytes.count {
+            let c = bytes[i]
+            if c == UInt8(ascii: "\"") {
+                let raw = UnsafeRawBufferPointer(rebasing: bytes[start..<i])
+                for candidate in recent where candidate.utf8.count == raw.count {
+                    if candidate.utf8.withContiguousStorageIfAvailable({ memcmp($0.baseAddress!, raw.baseAddress!, raw.count) == 0 }) == true {
+                        pos = i + 1
+                        return candidate
+                    }
+                }
+                let s: String
+                if high < 0x80 {
+                    s = String(decoding: raw, as: UTF8.self)
+                } else {
+                    guard let v = String(validating: raw, as: UTF8.self) else {
+                        throw JSONScanError(reason: "invalid UTF-8 in string", offset: start - 1)
+                    }
+                    s = v
+                }
+                pos = i + 1
+                if recent.count < limit { recent.append(s) }
+                return s
+            }
+            if c == UInt8(ascii: "\\") { return try readEscapedString(start: start, escapeAt: i) }
+            if c < 0x20 { throw JSONScanError(reason: "unescaped control character in string", offset: i) }
+            high |= c
+            i += 1
+        }
+        throw JSONScanError(reason: "unterminated string", offset: start - 1)
+    }
+
+    /// Whether the bytes from the current position (after whitespace) repeat `start..<end` of the
+    /// same input; if so they are consumed. A complete JSON value found again this way is the same value.
+    mutating func consumeRepeat(of start: Int, _ end: Int) -> Bool {
+        _ = peek()
+        let n = end - start
+        guard n > 0, bytes.count - pos >= n, memcmp(bytes.baseAddress! + pos, bytes.baseAddress! + start, n) == 0 else { return false }
+        pos += n
+        return true
     }
 
     private mutating func readEscapedString(start: Int, escapeAt: Int) throws(JSONScanError) -> String {

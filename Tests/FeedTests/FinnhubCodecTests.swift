@@ -26,6 +26,31 @@ private func byteOffset(of needle: String, in haystack: String) -> Int {
         ]))
     }
 
+    @Test("symbols and condition lists repeated within a frame decode to the same values as written out once")
+    func repeatedValuesInAFrame() throws {
+        let symbols = ["AAPL", "BINANCE:BTCUSDT", "A-VERY-LONG-SYMBOL-NAME:XYZ", "MSFT", "TSLA", "NVDA", "AMZN", "META", "GOOGL", "AMD"]
+        let lists: [[String]?] = [["1", "12"], ["1", "12", "3"], ["1"], nil, [], ["1", "2"], ["1", "12"]]
+        var expected: [Trade] = []
+        for i in 0..<60 {
+            expected.append(Trade(symbol: symbols[(i * 7) % symbols.count], price: Double(i) + 0.25, timestamp: Int64(i), volume: 1,
+                                  conditions: lists[(i * 5) % lists.count]))
+        }
+        #expect(try decode(FinnhubCodec.encodeTrades(expected)) == .trades(expected))
+        // The same values spelled differently (escapes, spaces) and prefixes of a list seen before.
+        let frame = #"{"type":"trade","data":[{"s":"AB","p":1,"t":1,"v":1,"c":["1","12"]},{"s":"AB","p":1,"t":2,"v":1,"c":[ "1","12" ]},"#
+            + #"{"s":"AB","p":1,"t":3,"v":1,"c":["1","12","7"]},{"s":"ABC","p":1,"t":4,"v":1,"c":["1"]},{"s":"AB","p":1,"t":5,"v":1,"c":["1","12"]}]}"#
+        #expect(try decode(frame) == .trades([
+            Trade(symbol: "AB", price: 1, timestamp: 1, volume: 1, conditions: ["1", "12"]),
+            Trade(symbol: "AB", price: 1, timestamp: 2, volume: 1, conditions: ["1", "12"]),
+            Trade(symbol: "AB", price: 1, timestamp: 3, volume: 1, conditions: ["1", "12", "7"]),
+            Trade(symbol: "ABC", price: 1, timestamp: 4, volume: 1, conditions: ["1"]),
+            Trade(symbol: "AB", price: 1, timestamp: 5, volume: 1, conditions: ["1", "12"]),
+        ]))
+        // A list seen before followed by garbage is still an error at the garbage.
+        let bad = #"{"type":"trade","data":[{"s":"A","p":1,"t":1,"v":1,"c":["1"]},{"s":"A","p":1,"t":2,"v":1,"c":["1"]x}]}"#
+        #expect(decodeError(bad)?.path == "data[1]")
+    }
+
     @Test func decodesControlFrames() throws {
         #expect(try decode(#"{"type":"ping"}"#) == .ping)
         #expect(try decode(#" {"type":"error","msg":"Invalid symbol"} "#) == .error(message: "Invalid symbol"))
