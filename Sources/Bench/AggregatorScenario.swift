@@ -6,11 +6,12 @@ import Aggregation
 import MarketData
 import Recording
 import SimExchange
+import CKafkaFloor
 import Foundation
 import Logging
 
-/// The aggregator consuming trades from Kafka, next to the Swift layer's raw consume of the
-/// same topic in the same run; the aggregator again with a dashboard watching (against the mean
+/// The aggregator consuming trades from Kafka, next to the C floor's and the Swift layer's raw
+/// consume of the same topic in the same run; the aggregator again with a dashboard watching (against the mean
 /// of a run before and one after without it); and the in-process window update rate on one core.
 public struct AggregatorScenario: Sendable {
     public var config: KafkaConfig
@@ -49,11 +50,22 @@ public struct AggregatorScenario: Sendable {
         let rawSeconds = (ContinuousClock.now - (first ?? .now)).inSeconds
         let rawCPU = processCPUSeconds() - cpu0
         consumer.close()
-        let raw = BenchResult(scenario: "consume trades (Swift layer)", messages: n, messageBytes: bytes, seconds: rawSeconds, cpuSeconds: rawCPU)
+        var err = [CChar](repeating: 0, count: 512)
+        var cSeconds = 0.0
+        let cConsume = try measure {
+            if cfloor_consume(config.bootstrapServers, topic, "bench-c-agg-\(UInt32.random(in: 0...UInt32.max))", Int64(trades), &cSeconds, &err, err.count) != 0 {
+                throw KafkaScenarios.Failure(description: "C consume: \(String(decoding: err.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))")
+            }
+        }
+        let floor = BenchResult(scenario: "consume trades (C floor)", messages: trades, messageBytes: bytes, seconds: cSeconds, cpuSeconds: cConsume.cpu)
+
+        var raw = BenchResult(scenario: "consume trades (Swift layer)", messages: n, messageBytes: bytes, seconds: rawSeconds, cpuSeconds: rawCPU)
+        raw.ratioToFloor = raw.messagesPerSecond / floor.messagesPerSecond
 
         var agg = try await aggregate(topic: topic, bytes: bytes, dashboard: false)
-        agg.ratioToFloor = agg.messagesPerSecond / raw.messagesPerSecond
-        agg.note = "ratio against the Swift layer's raw consume of the same topic in this run"
+        agg.ratioToFloor = agg.messagesPerSecond / floor.messagesPerSecond
+        agg.note = String(format: "ratio against the C floor consuming the same topic in this run (%.2f× the Swift layer's raw consume)",
+                          agg.messagesPerSecond / raw.messagesPerSecond)
         var watched = try await aggregate(topic: topic, bytes: bytes, dashboard: true)
         let again = try await aggregate(topic: topic, bytes: bytes, dashboard: false)
         let without = (agg.messagesPerSecond + again.messagesPerSecond) / 2
@@ -71,7 +83,7 @@ public struct AggregatorScenario: Sendable {
             }
         }
         let inProcess = BenchResult(scenario: "window update in-process", messages: tape.count, messageBytes: bytes, seconds: update.seconds, cpuSeconds: update.cpu)
-        return [raw, agg, watched, inProcess]
+        return [floor, raw, agg, watched, inProcess]
     }
 
     /// The aggregator, in a new group, over the whole topic; with a dashboard watching the cluster when `dashboard`.

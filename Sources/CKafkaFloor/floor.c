@@ -41,7 +41,7 @@ static const char *producer_settings[] = {
 static const char *consumer_settings[] = {
     "session.timeout.ms", "6000", "heartbeat.interval.ms", "1000", "auto.offset.reset", "earliest",
     "enable.auto.offset.store", "false", "fetch.wait.max.ms", "10", "enable.partition.eof", "false",
-    "enable.auto.commit", "true", NULL};
+    "enable.auto.commit", "true", "fetch.queue.backoff.ms", "10", NULL};
 
 static void count_failures(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
     (void)rk;

@@ -62,7 +62,7 @@ public struct RebalanceHandler: Sendable {
 /// A member of a consumer group over librdkafka.
 ///
 /// Records arrive through ``messages`` (an `AsyncSequence`), fetched ahead by a background
-/// thread at most one batch at a time (backpressure). A batch is the first record plus whatever
+/// thread, at most a few batches ahead (backpressure). A batch is the first record plus whatever
 /// was already fetched behind it (up to `batchSize`): a record is never held back to fill a batch. Offsets are never committed behind the
 /// caller's back: with ``CommitPolicy/storedOffsets`` (the default) a record counts as done once
 /// ``store(_:)`` is called for it, and stored offsets are committed every
@@ -76,6 +76,10 @@ public struct RebalanceHandler: Sendable {
 /// member sends: how long a rebalance may wait for members to rejoin. A broker that waits that long for
 /// a member killed in the middle of a rebalance (instead of dropping it when its session ends) holds the
 /// whole group for 30 s, not librdkafka's default 5 minutes; the fetch thread polls at least every second.
+/// `fetch.queue.backoff.ms=10`: once librdkafka's prefetch queue is over its thresholds it waits this long
+/// (default 1,000 ms) before fetching that partition again, and a consumer that keeps up still hits the
+/// threshold now and then, so the default left the queue empty for a second at a time (measured: 190–230k
+/// records/s with it, 1.1–1.5M/s with 10 ms on the same topic). The thresholds still bound memory.
 public final class KafkaConsumer: @unchecked Sendable {
     public enum CommitPolicy: Sendable { case storedOffsets, manual }
 
@@ -87,6 +91,7 @@ public final class KafkaConsumer: @unchecked Sendable {
         "fetch.wait.max.ms": "10",
         "enable.partition.eof": "false",
         "max.poll.interval.ms": "30000",
+        "fetch.queue.backoff.ms": "10",
     ]
 
     public let groupID: String
@@ -410,11 +415,13 @@ public final class KafkaConsumer: @unchecked Sendable {
     }
 }
 
-/// A single-slot hand-off from the fetch thread to the async iterator: the thread blocks
-/// until the previous batch was taken, so at most two batches are ever buffered.
+/// A bounded hand-off from the fetch thread to the async iterator: up to ``depth`` batches wait,
+/// then the thread blocks until one is taken (so the fetch thread and the consumer rarely wait
+/// for each other, and at most `depth + 1` batches are ever buffered).
 final class Mailbox: @unchecked Sendable {
+    static let depth = 4
     private struct Slot {
-        var batch: [KafkaMessage]?
+        var batches: [[KafkaMessage]] = []
         var waiter: CheckedContinuation<Result<[KafkaMessage]?, KafkaError>, Never>?
         var finished = false
         var error: KafkaError?
@@ -432,7 +439,7 @@ final class Mailbox: @unchecked Sendable {
                     waiter.resume(returning: .success(batch))
                     return true
                 }
-                if s.batch == nil { s.batch = batch; return true }
+                if s.batches.count < Mailbox.depth { s.batches.append(batch); return true }
                 return false
             }
             if delivered { return }
@@ -445,7 +452,7 @@ final class Mailbox: @unchecked Sendable {
         let ticket = UInt64.random(in: 1...UInt64.max)
         let result: Result<[KafkaMessage]?, KafkaError> = await withCheckedContinuation { continuation in
             let ready: Result<[KafkaMessage]?, KafkaError>? = slot.withLock { s in
-                if let batch = s.batch { s.batch = nil; return .success(batch) }
+                if !s.batches.isEmpty { return .success(s.batches.removeFirst()) }
                 if s.finished { return s.error.map { .failure($0) } ?? .success(nil) }
                 s.waiter = continuation
                 s.ticket = ticket

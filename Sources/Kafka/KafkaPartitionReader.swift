@@ -25,6 +25,7 @@ public final class KafkaPartitionReader: @unchecked Sendable {
             "enable.partition.eof": "true",
             "auto.offset.reset": "error",
             "fetch.wait.max.ms": "10",
+            "fetch.queue.backoff.ms": "10",
         ])
         handle = try RdKafka.makeHandle(type: RD_KAFKA_CONSUMER, conf: conf)
         rd_kafka_poll_set_consumer(handle)
