@@ -17,25 +17,82 @@ public struct AggregatorScenario: Sendable {
     public var config: KafkaConfig
     public var trades: Int
 
+    /// Distinct symbols in the tape (trades go round-robin over them).
+    public var symbols = 50
+
     public init(config: KafkaConfig, trades: Int) { self.config = config; self.trades = trades }
 
-    public func run() async throws -> [BenchResult] {
-        let topic = "bench-trades-\(UInt32.random(in: 0...UInt32.max))"
-        try KafkaAdmin(config: config).ensureTopics([
-            TopicSpec(name: topic, partitions: 6), TopicSpec(name: Topics.aggregatedMetrics, partitions: 3), TopicSpec(name: Topics.priceAlerts, partitions: 2),
-        ])
-        let symbols = (0..<50).map { "SYM\($0)" }
+    /// `trades` trades round-robin over `symbols` symbols, 10 per millisecond of event time.
+    func makeTape() -> [Trade] {
+        let names = (0..<symbols).map { "SYM\($0)" }
         var tape: [Trade] = []
         tape.reserveCapacity(trades)
         for i in 0..<trades {
             let price: Double = 100 + Double(i % 997) / 100
             let time: Int64 = 1_700_000_000_000 + Int64(i / 10)
-            tape.append(Trade(symbol: symbols[i % 50], price: price, timestamp: time, volume: Double(1 + i % 300), conditions: ["1"]))
+            tape.append(Trade(symbol: names[i % symbols], price: price, timestamp: time, volume: Double(1 + i % 300), conditions: ["1"]))
         }
+        return tape
+    }
+
+    /// A new 6-partition topic holding `tape`.
+    func publish(_ tape: [Trade]) throws -> String {
+        let topic = "bench-trades-\(UInt32.random(in: 0...UInt32.max))"
+        try KafkaAdmin(config: config).ensureTopics([
+            TopicSpec(name: topic, partitions: 6), TopicSpec(name: Topics.aggregatedMetrics, partitions: 3), TopicSpec(name: Topics.priceAlerts, partitions: 2),
+        ])
         let publisher = TradePublisher(producer: try KafkaProducer(config: config), topic: topic, source: "bench")
         var i = 0
         while i < tape.count { try publisher.publish(Array(tape[i..<min(i + 1000, tape.count)])); i += 1000 }
         try publisher.producer.close(timeout: .seconds(120))
+        return topic
+    }
+
+    /// The librdkafka C API consuming all of `topic` in a new group.
+    func cFloor(topic: String, bytes: Int, name: String = "consume trades (C floor)") throws -> BenchResult {
+        var err = [CChar](repeating: 0, count: 512)
+        var cSeconds = 0.0
+        let cConsume = try measure {
+            if cfloor_consume(config.bootstrapServers, topic, "bench-c-agg-\(UInt32.random(in: 0...UInt32.max))", Int64(trades), &cSeconds, &err, err.count) != 0 {
+                throw KafkaScenarios.Failure(description: "C consume: \(String(decoding: err.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))")
+            }
+        }
+        return BenchResult(scenario: name, messages: trades, messageBytes: bytes, seconds: cSeconds, cpuSeconds: cConsume.cpu)
+    }
+
+    /// One `WindowAggregator` over `tape` on one core.
+    func windowUpdate(_ tape: [Trade], bytes: Int, name: String = "window update in-process") throws -> BenchResult {
+        var window = try WindowAggregator()
+        var out: [WindowMetrics] = []
+        out.reserveCapacity(1 << 16)
+        let update = measure {
+            for t in tape {
+                window.add(t, into: &out)
+                if out.count > 60_000 { out.removeAll(keepingCapacity: true) }
+            }
+        }
+        return BenchResult(scenario: name, messages: tape.count, messageBytes: bytes, seconds: update.seconds, cpuSeconds: update.cpu)
+    }
+
+    /// Rows for `symbols` symbols: the window update in-process, and the aggregator from Kafka against the C floor on the same topic.
+    public func scaling() async throws -> [BenchResult] {
+        let tape = makeTape()
+        let topic = try publish(tape)
+        let bytes = TradeMessage.encode(tape[0]).count
+        let label = " · \(symbols) symbols"
+        let floor = try cFloor(topic: topic, bytes: bytes, name: "consume trades (C floor)" + label)
+        var agg = try await aggregate(topic: topic, bytes: bytes, dashboard: false)
+        agg.scenario += label
+        agg.ratioToFloor = agg.messagesPerSecond / floor.messagesPerSecond
+        agg.note = String(format: "%.0f ns of wall per trade; ratio against the C floor on the same topic", 1e9 / agg.messagesPerSecond)
+        var update = try windowUpdate(tape, bytes: bytes, name: "window update in-process" + label)
+        update.note = String(format: "%.0f ns per trade", 1e9 / update.messagesPerSecond)
+        return [floor, agg, update]
+    }
+
+    public func run() async throws -> [BenchResult] {
+        let tape = makeTape()
+        let topic = try publish(tape)
         let bytes = TradeMessage.encode(tape[0]).count
 
         let consumer = try KafkaConsumer(config: config, groupID: "bench-raw-\(UInt32.random(in: 0...UInt32.max))", topics: [topic])
@@ -50,15 +107,7 @@ public struct AggregatorScenario: Sendable {
         let rawSeconds = (ContinuousClock.now - (first ?? .now)).inSeconds
         let rawCPU = processCPUSeconds() - cpu0
         consumer.close()
-        var err = [CChar](repeating: 0, count: 512)
-        var cSeconds = 0.0
-        let cConsume = try measure {
-            if cfloor_consume(config.bootstrapServers, topic, "bench-c-agg-\(UInt32.random(in: 0...UInt32.max))", Int64(trades), &cSeconds, &err, err.count) != 0 {
-                throw KafkaScenarios.Failure(description: "C consume: \(String(decoding: err.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))")
-            }
-        }
-        let floor = BenchResult(scenario: "consume trades (C floor)", messages: trades, messageBytes: bytes, seconds: cSeconds, cpuSeconds: cConsume.cpu)
-
+        let floor = try cFloor(topic: topic, bytes: bytes)
         var raw = BenchResult(scenario: "consume trades (Swift layer)", messages: n, messageBytes: bytes, seconds: rawSeconds, cpuSeconds: rawCPU)
         raw.ratioToFloor = raw.messagesPerSecond / floor.messagesPerSecond
 
@@ -73,21 +122,12 @@ public struct AggregatorScenario: Sendable {
         watched.note = String(format: "a dashboard polling every second and rendering its page; ratio against the runs without it before and after (%.0f and %.0f msgs/s)",
                               agg.messagesPerSecond, again.messagesPerSecond)
 
-        var window = try WindowAggregator()
-        var out: [WindowMetrics] = []
-        out.reserveCapacity(1 << 16)
-        let update = measure {
-            for t in tape {
-                window.add(t, into: &out)
-                if out.count > 60_000 { out.removeAll(keepingCapacity: true) }
-            }
-        }
-        let inProcess = BenchResult(scenario: "window update in-process", messages: tape.count, messageBytes: bytes, seconds: update.seconds, cpuSeconds: update.cpu)
+        let inProcess = try windowUpdate(tape, bytes: bytes)
         return [floor, raw, agg, watched, inProcess]
     }
 
     /// The aggregator, in a new group, over the whole topic; with a dashboard watching the cluster when `dashboard`.
-    private func aggregate(topic: String, bytes: Int, dashboard: Bool) async throws -> BenchResult {
+    func aggregate(topic: String, bytes: Int, dashboard: Bool) async throws -> BenchResult {
         var options = ConsumerService.Options(groupID: "bench-agg-\(UInt32.random(in: 0...UInt32.max))")
         options.topic = topic
         var logger = Logger(label: "bench")

@@ -9,7 +9,9 @@ import Foundation
 
 /// What `bench` runs: scenario selection and sizes.
 public struct BenchOptions: Sendable {
-    public static let allScenarios = ["codec", "kafka", "aggregator", "storage", "e2e", "websocket", "replay", "seek"]
+    public static let allScenarios = ["codec", "kafka", "aggregator", "storage", "e2e", "websocket", "replay", "seek", "scaling"]
+    /// Run only when named: `memory` replays 100 million trades (a 7 GB recording written for it).
+    public static let optionalScenarios = ["memory"]
     public static let defaultRates: [Double] = [1_000, 10_000, 20_000, 50_000]
     public static let quickRates: [Double] = [1_000, 20_000]
 
@@ -32,9 +34,9 @@ public struct BenchOptions: Sendable {
     /// Parses `codec,kafka,...`; unknown names are an error that lists the valid ones.
     public static func parseScenarios(_ text: String) throws(Invalid) -> Set<String> {
         let names = Set(text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty })
-        let unknown = names.subtracting(allScenarios)
+        let unknown = names.subtracting(allScenarios + optionalScenarios)
         guard unknown.isEmpty, !names.isEmpty else {
-            throw Invalid(description: "unknown scenario(s) \(unknown.sorted().joined(separator: ", ")); choose from \(allScenarios.joined(separator: ", "))")
+            throw Invalid(description: "unknown scenario(s) \(unknown.sorted().joined(separator: ", ")); choose from \((allScenarios + optionalScenarios).joined(separator: ", "))")
         }
         return names
     }
@@ -96,6 +98,12 @@ public enum BenchRunner {
             let n = o.quick ? 200_000 : 10_000_000
             log("seek in \(n)-trade recordings…")
             results += try await SeekScenario(trades: n).run()
+        }
+        if o.scenarios.contains("scaling") {
+            results += try await ScalingScenario(config: config, trades: kafkaMessages).run(log: log)
+        }
+        if o.scenarios.contains("memory") {
+            results += try await MemoryScenario(trades: o.quick ? 2_000_000 : 100_000_000).run(log: log)
         }
         return results
     }

@@ -51,7 +51,11 @@ public struct EndToEndScenario: Sendable {
             var s = Self.result("end-to-end @ \(Self.label(rate)) (trade → aggregator)", rate: rate, run: swift,
                                 note: "TradePublisher → Kafka → AggregatorService; \(roundsText(rounds)); vs C = p99 ratio")
             if let cp = floor.latencyMs?["p99"], let sp = s.latencyMs?["p99"], cp > 0 { s.p99RatioToFloor = sp / cp }
-            results += [floor, s]
+            var delay = swift
+            delay.histogram = swift.publishDelay
+            let late = Self.result("publish delay @ \(Self.label(rate)) (trade → TradePublisher)", rate: rate, run: delay,
+                                   note: "how late each trade was handed to the producer against its schedule (OpenMessaging Benchmark's publish delay), same runs as the row above")
+            results += [floor, s, late]
         }
         return results
     }
@@ -59,11 +63,14 @@ public struct EndToEndScenario: Sendable {
     /// Latencies and time of one or more rounds.
     struct Run {
         var histogram = EndToEndScenario.histogram()
+        /// How late each send was against its schedule (the Swift side only).
+        var publishDelay = EndToEndScenario.histogram()
         var count = 0
         var seconds = 0.0
         var cpu = 0.0
         mutating func merge(_ other: Run) {
             histogram.add(other.histogram)
+            publishDelay.add(other.publishDelay)
             count += other.count; seconds += other.seconds; cpu += other.cpu
         }
     }
@@ -138,11 +145,15 @@ public struct EndToEndScenario: Sendable {
 
         let cpu0 = processCPUSeconds()
         let wall0 = monotonicNanoseconds()
-        try await Self.paced(n: n, rate: rate) { i in
+        let due = SendTimes(count: n)
+        try await Self.paced(n: n, rate: rate) { i, scheduled in
             let trade = Trade(symbol: symbols[i % 50], price: 100 + Double(i % 997) / 100, timestamp: Self.nowMs(), volume: Double(i + 1), conditions: ["1"])
+            due[i] = scheduled
             sent[i] = monotonicNanoseconds()
             try publisher.publish([trade])
         }
+        var publishDelay = Self.histogram()
+        for i in 0..<n { _ = publishDelay.record(UInt64(max(0, sent[i] - due[i]))) }
         try publisher.flush(timeout: .seconds(60))
         let doneBy = ContinuousClock.now + .seconds(60)
         while received.withLock({ $0.count }) < n, ContinuousClock.now < doneBy { try await Task.sleep(for: .milliseconds(5)) }
@@ -153,14 +164,14 @@ public struct EndToEndScenario: Sendable {
         try publisher.producer.close()
         let (histogram, count) = received.withLock { ($0.histogram, $0.count) }
         guard count == n else { throw KafkaScenarios.Failure(description: "end-to-end: the aggregator processed \(count) of \(n) trades within 60 s") }
-        return Run(histogram: histogram, count: n, seconds: seconds, cpu: cpu)
+        return Run(histogram: histogram, publishDelay: publishDelay, count: n, seconds: seconds, cpu: cpu)
     }
 
-    /// Calls `body(i)` for i in 0..<n at `rate` per second on a dedicated thread, each call due at
-    /// start + i/rate; rethrows the first error. Like Kafka's own `ThroughputThrottler`, it sleeps
+    /// Calls `body(i, due)` for i in 0..<n at `rate` per second on a dedicated thread, each call due at
+    /// `due` = start + i/rate (`CLOCK_MONOTONIC` ns); rethrows the first error. Like Kafka's own `ThroughputThrottler`, it sleeps
     /// only when more than ``pacingSlackNs`` ahead (absolute sleeps, no drift), so at high rates the
     /// calls come in bursts a millisecond apart rather than costing a timer wake-up each.
-    static func paced(n: Int, rate: Double, _ body: @escaping @Sendable (Int) throws -> Void) async throws {
+    static func paced(n: Int, rate: Double, _ body: @escaping @Sendable (Int, Int64) throws -> Void) async throws {
         try await withCheckedThrowingContinuation { (done: CheckedContinuation<Void, any Error>) in
             let thread = Thread {
                 let start = monotonicNanoseconds()
@@ -169,7 +180,7 @@ public struct EndToEndScenario: Sendable {
                     for i in 0..<n {
                         let due = start + Int64(Double(i) * interval)
                         if due - monotonicNanoseconds() > pacingSlackNs { sleepUntil(due) }
-                        try body(i)
+                        try body(i, due)
                     }
                     done.resume()
                 } catch { done.resume(throwing: error) }

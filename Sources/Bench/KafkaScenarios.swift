@@ -15,12 +15,15 @@ public struct KafkaScenarios: Sendable {
     public var messages: Int
     public var valueBytes: Int = 150
     public var keys: Int = 50
+    public var partitions: Int = 6
+    /// Appended to every row's name, e.g. " · 48 partitions".
+    public var label = ""
 
     public init(config: KafkaConfig, messages: Int) { self.config = config; self.messages = messages }
 
     private func freshTopic(_ name: String) throws -> String {
         let topic = "bench-\(name)-\(UInt32.random(in: 0...UInt32.max))"
-        try KafkaAdmin(config: config).ensureTopics([TopicSpec(name: topic, partitions: 6)])
+        try KafkaAdmin(config: config).ensureTopics([TopicSpec(name: topic, partitions: partitions)])
         return topic
     }
 
@@ -36,7 +39,7 @@ public struct KafkaScenarios: Sendable {
                 throw Failure(description: "C produce: \(String(decoding: err.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))")
             }
         }
-        var results = [BenchResult(scenario: "produce (C floor)", messages: messages, messageBytes: valueBytes, seconds: cSeconds, cpuSeconds: cProduce.cpu)]
+        var results = [BenchResult(scenario: "produce (C floor)" + label, messages: messages, messageBytes: valueBytes, seconds: cSeconds, cpuSeconds: cProduce.cpu)]
 
         let swiftTopic = try freshTopic("swift")
         let producer = try KafkaProducer(config: config)
@@ -47,7 +50,7 @@ public struct KafkaScenarios: Sendable {
             try producer.flush(timeout: .seconds(60))
         }
         try producer.close()
-        var produce = BenchResult(scenario: "produce (Swift layer)", messages: messages, messageBytes: valueBytes, seconds: swiftProduce.seconds, cpuSeconds: swiftProduce.cpu)
+        var produce = BenchResult(scenario: "produce (Swift layer)" + label, messages: messages, messageBytes: valueBytes, seconds: swiftProduce.seconds, cpuSeconds: swiftProduce.cpu)
         produce.ratioToFloor = produce.messagesPerSecond / results[0].messagesPerSecond
         results.append(produce)
 
@@ -56,7 +59,7 @@ public struct KafkaScenarios: Sendable {
                 throw Failure(description: "C consume: \(String(decoding: err.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))")
             }
         }
-        let cConsumeResult = BenchResult(scenario: "consume (C floor)", messages: messages, messageBytes: valueBytes, seconds: cSeconds, cpuSeconds: cConsume.cpu)
+        let cConsumeResult = BenchResult(scenario: "consume (C floor)" + label, messages: messages, messageBytes: valueBytes, seconds: cSeconds, cpuSeconds: cConsume.cpu)
         results.append(cConsumeResult)
 
         let consumer = try KafkaConsumer(config: config, groupID: "bench-swift-\(UInt32.random(in: 0...UInt32.max))", topics: [swiftTopic])
@@ -72,7 +75,7 @@ public struct KafkaScenarios: Sendable {
         let elapsed = ContinuousClock.now - (first ?? .now)
         let cpu = processCPUSeconds() - cpu0
         consumer.close()
-        var consume = BenchResult(scenario: "consume (Swift layer)", messages: count, messageBytes: valueBytes,
+        var consume = BenchResult(scenario: "consume (Swift layer)" + label, messages: count, messageBytes: valueBytes,
                                   seconds: elapsed.inSeconds, cpuSeconds: cpu)
         consume.ratioToFloor = consume.messagesPerSecond / cConsumeResult.messagesPerSecond
         results.append(consume)

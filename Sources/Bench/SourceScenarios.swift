@@ -230,7 +230,7 @@ public struct ReplayScenarios: Sendable {
         return Totals(messages: replay.summary.trades, seconds: replay.seconds, cpu: replay.cpu)
     }
 
-    private func timed(_ body: () async throws -> ReplaySummary) async throws -> (summary: ReplaySummary, seconds: Double, cpu: Double) {
+    func timed(_ body: () async throws -> ReplaySummary) async throws -> (summary: ReplaySummary, seconds: Double, cpu: Double) {
         let cpu0 = processCPUSeconds()
         let t0 = monotonicNanoseconds()
         let summary = try await body()

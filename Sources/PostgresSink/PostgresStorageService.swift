@@ -66,7 +66,7 @@ public final class PostgresStorageService: Service, Sendable {
 
     /// Records per transaction the consumer should hand over (``ConsumerService/Options/batchSize``):
     /// each transaction costs round trips and a commit, so bigger batches store more rows per second.
-    public static let batchSize = 30_000
+    public static let batchSize = 10_000
 
     public let service: ConsumerService
     public let options: Options

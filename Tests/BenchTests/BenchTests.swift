@@ -17,13 +17,18 @@ struct BenchReportTests {
     static let expected = [
         "finnhub frame decode (trades)", "finnhub frame encode (trades)", "kafka value encode", "kafka value decode+validate",
         "produce (C floor)", "produce (Swift layer)", "consume (C floor)", "consume (Swift layer)",
-        "consume trades (Swift layer)", "aggregator from Kafka", "aggregator from Kafka, dashboard attached", "window update in-process",
+        "consume trades (C floor)", "consume trades (Swift layer)", "aggregator from Kafka", "aggregator from Kafka, dashboard attached", "window update in-process",
         "storage sink: files", "storage sink: PostgreSQL",
         "sim-exchange → WebSocket client", "synthetic feed (in process)",
         "replay --dry-run --speed max", "replay --dry-run --speed max, steerable", "produce for replay (C floor)", "replay --speed max → Kafka", "replay --speed max → Kafka --headers", "replay pacing 10×", "replay pacing 100×",
-        "end-to-end @ 1k/s (C floor)", "end-to-end @ 1k/s (trade → aggregator)", "end-to-end @ 20k/s (C floor)", "end-to-end @ 20k/s (trade → aggregator)",
+        "end-to-end @ 1k/s (C floor)", "end-to-end @ 1k/s (trade → aggregator)", "publish delay @ 1k/s (trade → TradePublisher)",
+        "end-to-end @ 20k/s (C floor)", "end-to-end @ 20k/s (trade → aggregator)", "publish delay @ 20k/s (trade → TradePublisher)",
         "seek, plain recording", "seek, gzip recording",
-    ]
+    ] + [10, 1_000, 10_000].flatMap { n in
+        ["consume trades (C floor) · \(n) symbols", "aggregator from Kafka · \(n) symbols", "window update in-process · \(n) symbols"]
+    } + [3, 12, 48].flatMap { n in
+        ["produce (C floor)", "produce (Swift layer)", "consume (C floor)", "consume (Swift layer)"].map { "\($0) · \(n) partitions" }
+    }
 
     /// Runs the real executable the way a user does and checks every row of its JSON and HTML.
     @Test func benchQuickReportsEveryScenarioWithSaneNumbersAsTableJSONAndHTML() async throws {
@@ -76,6 +81,15 @@ struct BenchReportTests {
             #expect(curve.last?.ms == l["max"])
         }
         for r in e2e where !r.scenario.contains("C floor") { #expect((r.p99RatioToFloor ?? 0) > 0, "\(r.scenario)") }
+        for r in report.results where r.scenario.hasPrefix("publish delay") {
+            #expect(r.messages == Int(r.offeredRate! * 0.5), "\(r.scenario): one delay per paced message")
+            let l = try #require(r.latencyMs, "\(r.scenario)")
+            let ordered = ["p50", "p90", "p99", "p99.9", "max"].map { l[$0] ?? -1 }
+            #expect(ordered.allSatisfy { $0 >= 0 && $0.isFinite } && ordered == ordered.sorted(), "\(r.scenario): \(ordered)")
+        }
+        for r in report.results where r.scenario.hasPrefix("aggregator from Kafka ·") || r.scenario.contains("(Swift layer) ·") {
+            #expect((r.ratioToFloor ?? 0) > 0, "\(r.scenario) has no ratio to the C floor")
+        }
         for factor in ["10×", "100×"] {
             let r = try #require(report.results.first { $0.scenario == "replay pacing \(factor)" })
             #expect(r.driftMs?.isFinite == true && (r.latencyMs?["max"] ?? -1) >= 0)
@@ -85,7 +99,8 @@ struct BenchReportTests {
         #expect(html.hasPrefix("<!DOCTYPE html>") && html.contains("</html>"))
         #expect(!html.contains("<script") && !html.contains("src=") && !html.contains("<link"), "self-contained")
         #expect(html.components(separatedBy: "<svg").count - 1 == 2)
-        #expect(html.components(separatedBy: "<polyline").count - 1 == e2e.count, "one latency curve per end-to-end run")
+        let curves = report.results.filter { $0.scenario.hasPrefix("end-to-end") || $0.scenario.hasPrefix("publish delay") }
+        #expect(html.components(separatedBy: "<polyline").count - 1 == curves.count, "one latency curve per end-to-end and publish-delay row")
         for r in report.results { #expect(html.contains(r.scenario.replacingOccurrences(of: ">", with: "&gt;"))) }
     }
 
@@ -119,5 +134,19 @@ struct BenchReportTests {
         #expect(comparison.text.contains("0.50×") && comparison.text.contains("p99 1.20×"))
         let decoded = try JSONDecoder().decode(BenchReport.self, from: JSONEncoder().encode(new))
         #expect(decoded.results == new.results)
+    }
+}
+
+@Suite("bench memory scenario")
+struct BenchMemoryTests {
+    /// The memory row replays every trade of the recording it writes and reports RSS samples.
+    @Test func memoryRowReplaysEveryTradeAndReportsRSS() async throws {
+        let rows = try await MemoryScenario(trades: 200_000).run(log: { _ in })
+        let row = try #require(rows.first)
+        #expect(rows.count == 1)
+        #expect(row.messages == 200_000, "every trade of the recording is replayed")
+        #expect(row.note?.hasPrefix("RSS ") == true, "\(row.note ?? "")")
+        let megabytes = (row.note ?? "").split(separator: " ").compactMap { Double($0) }
+        #expect(megabytes.count >= 3 && megabytes.prefix(3).allSatisfy { $0 > 1 }, "RSS figures in MB: \(row.note ?? "")")
     }
 }

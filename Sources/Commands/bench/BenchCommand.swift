@@ -24,13 +24,21 @@ struct BenchCommand: AsyncParsableCommand {
           replay      replay --dry-run (also steerable) and --speed max into Kafka (vs C floor); pacing at 10× and 100×
           seek        seeks through the index in a 10M-trade recording, plain and gzip (--quick: 200k)
           e2e         trade → producer → Kafka → aggregator at --rates, HDR latency percentiles,
-                      next to the C floor's produce → consume at the same rates
+                      next to the C floor's produce → consume at the same rates; publish delay
+          scaling     10 / 1,000 / 10,000 symbols (window update, aggregator vs C floor) and
+                      3 / 12 / 48 partitions (produce and consume vs C floor)
+          memory      (only when named) RSS over a 100M-trade replay --dry-run (--quick: 2M)
+
+        Examples:
+          swift build -c release --product bench && .build/release/bench
+          .build/release/bench --scenarios codec,aggregator --json bench.json
+          .build/release/bench --scenarios memory
         """)
 
     @Flag(help: "Small counts: finishes in well under a minute.") var quick = false
     @Option(help: "Messages per Kafka throughput and replay scenario (default 1,000,000; --quick 50,000).") var messages: Int?
     @Option(help: "Trades for the codec and websocket scenarios (default 2,000,000; --quick 200,000 and 100,000).") var trades: Int?
-    @Option(help: "Comma-separated scenarios: \(BenchOptions.allScenarios.joined(separator: ", ")).") var scenarios: String = BenchOptions.allScenarios.joined(separator: ",")
+    @Option(help: "Comma-separated scenarios: \((BenchOptions.allScenarios + BenchOptions.optionalScenarios).joined(separator: ", ")).") var scenarios: String = BenchOptions.allScenarios.joined(separator: ",")
     @Option(help: "Offered end-to-end rates, messages/s (default 1k,10k,20k,50k; --quick 1k,20k).") var rates: String?
     @Option(help: "Seconds of traffic per end-to-end rate (default 10; --quick 1).") var duration: SecondsArgument?
     @OptionGroup var kafka: KafkaFlags
