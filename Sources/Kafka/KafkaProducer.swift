@@ -37,7 +37,9 @@ public struct ProducerStatistics: Sendable, Equatable {
 ///
 /// Defaults: `partitioner=murmur2_random` (a key lands on the partition a Java client would
 /// pick), snappy compression, idempotence, `linger.ms=5`, 1 MB batches, a delivery timeout of
-/// `message.timeout.ms=30000`. Any property can be overridden through ``KafkaConfig``.
+/// `message.timeout.ms=30000`, and records up to 64 MB (`message.max.bytes`; the broker's per-topic
+/// `max.message.bytes` still applies, so only topics created for big records, like the aggregator's
+/// state topic, take them). Any property can be overridden through ``KafkaConfig``.
 ///
 /// Two paths: ``send(topic:key:value:headers:timestamp:)`` awaits the broker's acknowledgement;
 /// ``enqueue(topic:key:value:headers:timestamp:)`` (and ``enqueue(topic:batch:headers:)``) returns as
@@ -56,6 +58,7 @@ public final class KafkaProducer: @unchecked Sendable {
         "batch.size": "1000000",
         "message.timeout.ms": "30000",
         "queue.buffering.max.messages": "100000",
+        "message.max.bytes": "67108864",
     ]
 
     let handle: OpaquePointer

@@ -185,42 +185,14 @@ package struct JSONScanner {
         return key
     }
 
-    /// Reads a string value, validating escapes and UTF-8. When its bytes are exactly those of
-    /// `previous` (no escapes), returns `previous` itself, so a run of trades in one symbol builds one `String`.
-    mutating func readString(reusing previous: String? = nil) throws(JSONScanError) -> String {
-        guard peek() == UInt8(ascii: "\"") else { throw unexpected("a string") }
-        let start = pos + 1
-        var i = start
-        var high: UInt8 = 0
-        while i < bytes.count {
-            let c = bytes[i]
-            if c == UInt8(ascii: "\"") {
-                let raw = UnsafeRawBufferPointer(rebasing: bytes[start..<i])
-                if var previous, previous.utf8.count == raw.count, previous.withUTF8({ $0.elementsEqual(raw) }) {
-                    pos = i + 1
-                    return previous
-                }
-                let s: String
-                if high < 0x80 {
-                    s = String(decoding: raw, as: UTF8.self)
-                } else {
-                    guard let v = String(validating: raw, as: UTF8.self) else {
-                        throw JSONScanError(reason: "invalid UTF-8 in string", offset: start - 1)
-                    }
-                    s = v
-                }
-                pos = i + 1
-                return s
-            }
-            if c == UInt8(ascii: "\\") { return try readEscapedString(start: start, escapeAt: i) }
-            if c < 0x20 { throw JSONScanError(reason: "unescaped control character in string", offset: i) }
-            high |= c
-            i += 1
-        }
-        throw JSONScanError(reason: "unterminated string", offset: start - 1)
+    /// Reads a string value, validating escapes and UTF-8.
+    @inline(__always)
+    mutating func readString() throws(JSONScanError) -> String {
+        var none: [String] = []
+        return try readString(reusingAny: &none, limit: 0)
     }
 
-    /// Reads a string value like ``readString(reusing:)``, returning an element of `recent` when its
+    /// Reads a string value, validating escapes and UTF-8, returning an element of `recent` when its
     /// bytes are exactly that element's (no escapes); a new string is added to `recent` while it holds
     /// fewer than `limit`. So the symbols of a frame are built once each.
     mutating func readString(reusingAny recent: inout [String], limit: Int) throws(JSONScanError) -> String {

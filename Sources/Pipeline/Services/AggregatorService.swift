@@ -113,7 +113,10 @@ public final class AggregatorService: Service, Sendable {
         guard let inputPartitions = topics[service.options.topic] else {
             throw AggregatorStateError.missingTopic(service.options.topic)
         }
-        try admin.ensureTopics([TopicSpec(name: stateTopic, partitions: inputPartitions, config: ["cleanup.policy": "compact"])])
+        // One record holds a partition's whole state (about 0.8 kB per symbol with the default
+        // windows), so a partition with thousands of symbols needs records above Kafka's 1 MB default.
+        try admin.ensureTopics([TopicSpec(name: stateTopic, partitions: inputPartitions,
+                                          config: ["cleanup.policy": "compact", "max.message.bytes": "67108864"])])
         let statePartitions = try admin.topics()[stateTopic] ?? 0
         guard statePartitions >= inputPartitions else {
             throw AggregatorStateError.statePartitions(topic: stateTopic, has: statePartitions, needs: inputPartitions)
