@@ -108,7 +108,8 @@ struct BenchReportTests {
         #expect(try BenchOptions.parseScenarios("kafka, e2e") == ["kafka", "e2e"])
         #expect(try BenchOptions.parseRates("1000,10k,2.5k") == [1_000, 10_000, 2_500])
         let unknown = #expect(throws: BenchOptions.Invalid.self) { try BenchOptions.parseScenarios("kafka,warp") }
-        #expect(unknown?.description == "unknown scenario(s) warp; choose from codec, kafka, aggregator, storage, e2e, websocket, replay, seek")
+        #expect(unknown?.description == "unknown scenario(s) warp; choose from codec, kafka, aggregator, storage, e2e, websocket, replay, seek, scaling, memory")
+        #expect(try BenchOptions.parseScenarios("memory") == ["memory"] && !BenchOptions().scenarios.contains("memory"), "memory runs only when named")
         #expect(throws: BenchOptions.Invalid.self) { try BenchOptions.parseScenarios("") }
         for bad in ["fast", "0", "-5k", "nan"] {
             let e = #expect(throws: BenchOptions.Invalid.self) { try BenchOptions.parseRates(bad) }
