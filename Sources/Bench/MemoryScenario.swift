@@ -3,6 +3,7 @@ import Feeds
 import MarketData
 import Recording
 import Foundation
+import Synchronization
 
 /// Resident memory over a long replay: a recording of `trades` trades (written for the run, 20 per
 /// frame) replayed with `--dry-run --speed max` through the same Feed and ingest path as any replay,
@@ -24,10 +25,11 @@ public struct MemoryScenario: Sendable {
         let devNull = open("/dev/null", O_WRONLY)
         defer { close(devNull) }
         let feed = RecordingFeed(path: path, options: ReplayOptions(speed: .max))
-        let samples = RSSSamples()
+        let samples = Mutex<[Int]>([])
         let sampler = Task {
             while !Task.isCancelled {
-                samples.add(residentBytes())
+                let rss = residentMemory()
+                samples.withLock { $0.append(rss) }
                 try? await Task.sleep(for: .seconds(1))
             }
         }
@@ -36,8 +38,8 @@ public struct MemoryScenario: Sendable {
             return feed.summary!
         }
         sampler.cancel()
-        samples.add(residentBytes())
-        let rss = samples.values
+        let last = residentMemory()
+        let rss = samples.withLock { $0 + [last] }
         let mb = { (b: Int) in Double(b) / 1_048_576 }
         // The first sample is taken before the feed opens; the second, a second in, is the working start.
         let start = rss.count > 1 ? rss[1] : rss[0]
@@ -46,19 +48,4 @@ public struct MemoryScenario: Sendable {
                             note: String(format: "RSS start %.1f MB, end %.1f MB, max %.1f MB (%d samples 1 s apart; start = a second in); recording %.2f GB",
                                          mb(start), mb(rss.last!), mb(rss.max()!), rss.count, Double(fileBytes) / 1e9))]
     }
-}
-
-/// RSS samples from the sampling task, read after it stopped.
-final class RSSSamples: @unchecked Sendable {
-    private let lock = NSLock()
-    private var storage: [Int] = []
-    func add(_ v: Int) { lock.lock(); storage.append(v); lock.unlock() }
-    var values: [Int] { lock.lock(); defer { lock.unlock() }; return storage }
-}
-
-/// The process's resident set size in bytes (`/proc/self/statm`).
-func residentBytes() -> Int {
-    guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return 0 }
-    let fields = text.split(separator: " ")
-    return fields.count > 1 ? (Int(fields[1]) ?? 0) * Int(sysconf(Int32(_SC_PAGESIZE))) : 0
 }

@@ -204,7 +204,7 @@ package struct JSONScanner {
             let c = bytes[i]
             if c == UInt8(ascii: "\"") {
                 let raw = UnsafeRawBufferPointer(rebasing: bytes[start..<i])
-                for candidate in recent where candidate.utf8.count == raw.count {
+                for candidate in recent where candidate.utf8.count == raw.count && !raw.isEmpty {
                     if candidate.utf8.withContiguousStorageIfAvailable({ memcmp($0.baseAddress!, raw.baseAddress!, raw.count) == 0 }) == true {
                         pos = i + 1
                         return candidate

@@ -50,9 +50,3 @@ public func eventually(timeout: Duration = .seconds(20), _ condition: () throws 
     return try condition()
 }
 
-/// Resident memory of this process in bytes.
-public func residentMemory() -> Int {
-    guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return 0 }
-    let fields = text.split(separator: " ")
-    return (Int(fields.count > 1 ? fields[1] : "0") ?? 0) * Int(sysconf(Int32(_SC_PAGESIZE)))
-}
