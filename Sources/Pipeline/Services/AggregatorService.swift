@@ -217,7 +217,8 @@ public final class AggregatorService: Service, Sendable {
         }
     }
 
-    /// A closed window and its change alerts, each at the next position; what was already written is skipped.
+    /// A closed window and its change alerts, each at the next position; what was already written is
+    /// skipped, each output by its own topic (a crash can land a window without its alerts).
     private func emit(_ w: WindowMetrics, partition: Int32, in ps: inout PartitionState, into out: inout Outputs) {
         ps.changed = true
         let pos = next(&ps)
@@ -225,7 +226,7 @@ public final class AggregatorService: Service, Sendable {
         if !windowWritten { out.windows.append((w, partition, pos)) }
         for a in ps.alerts.evaluate(w) {
             let apos = next(&ps)
-            if !windowWritten && !isWritten(a, apos, ps.written) { out.alerts.append((a, partition, apos)) }
+            if !isWritten(a, apos, ps.written) { out.alerts.append((a, partition, apos)) }
         }
     }
 
