@@ -99,7 +99,7 @@ public struct WindowAggregator: Sendable {
     public let config: WindowConfig
     private let hop: Int64, length: Int64, lateness: Int64, panesPerWindow: Int64, ringSize: Int
     private var states: [SymbolState] = []
-    private var indexBySymbol: [String: Int] = [:]
+    private var indexBySymbol = SymbolIndex()
     private var panes: [Pane] = []
     /// Trades ignored because of a non-finite price/volume or a negative volume.
     public private(set) var invalidTrades = 0
@@ -123,16 +123,16 @@ public struct WindowAggregator: Sendable {
     }
 
     /// Number of late (dropped) trades seen for `symbol`.
-    public func lateTrades(for symbol: String) -> Int { indexBySymbol[symbol].map { states[$0].late } ?? 0 }
+    public func lateTrades(for symbol: String) -> Int { indexBySymbol.index(of: symbol).map { states[$0].late } ?? 0 }
     /// Late-trade counts for every symbol seen.
     public var lateTradeCounts: [String: Int] { Dictionary(uniqueKeysWithValues: states.map { ($0.symbol, $0.late) }) }
     /// Late (dropped) trades of all symbols.
     public var lateTradeTotal: Int { states.reduce(0) { $0 + $1.late } }
     /// Current watermark of `symbol` (nil before its first trade).
-    public func watermark(for symbol: String) -> Int64? { indexBySymbol[symbol].map { states[$0].watermark } }
+    public func watermark(for symbol: String) -> Int64? { indexBySymbol.index(of: symbol).map { states[$0].watermark } }
     /// Start of the earliest open window of `symbol`; trades before it are late (nil before its first trade).
     public func lateHorizon(for symbol: String) -> Int64? {
-        guard let i = indexBySymbol[symbol], states[i].nextOpen != .min else { return nil }
+        guard let i = indexBySymbol.index(of: symbol), states[i].nextOpen != .min else { return nil }
         return states[i].nextOpen &* hop
     }
 
@@ -147,11 +147,11 @@ public struct WindowAggregator: Sendable {
     public mutating func add(_ trade: Trade, into out: inout [WindowMetrics]) {
         guard trade.price.isFinite, trade.volume.isFinite, trade.volume >= 0 else { invalidTrades += 1; return }
         let s: Int
-        if let i = indexBySymbol[trade.symbol] { s = i } else {
-            s = states.count
+        let (found, isNew) = indexBySymbol.insert(trade.symbol)
+        s = found
+        if isNew {
             states.append(SymbolState(symbol: trade.symbol, base: panes.count))
             panes.append(contentsOf: repeatElement(Pane(), count: ringSize))
-            indexBySymbol[trade.symbol] = s
         }
         let t = trade.timestamp
         let w = t &- lateness
@@ -283,8 +283,7 @@ extension WindowAggregator {
             var st = SymbolState(symbol: try r.string(), base: panes.count)
             st.watermark = try r.int(); st.nextOpen = try r.int(); st.seq = try r.int(); st.late = Int(try r.int())
             st.minPane = try r.int(); st.maxPane = try r.int()
-            guard indexBySymbol[st.symbol] == nil else { throw StateDecodingError(reason: "symbol \(st.symbol) twice") }
-            indexBySymbol[st.symbol] = states.count
+            guard indexBySymbol.insert(st.symbol).inserted else { throw StateDecodingError(reason: "symbol \(st.symbol) twice") }
             states.append(st)
             panes.append(contentsOf: repeatElement(Pane(), count: ringSize))
             for _ in 0..<(try r.count()) {

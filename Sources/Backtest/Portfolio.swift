@@ -32,7 +32,7 @@ public final class Portfolio {
     public let initialCash: Double
     public private(set) var cash: Double
     var books: [Book] = []
-    var index: [String: Int] = [:]
+    var index = SymbolIndex()
     /// Indices of books with a non-zero position, in opening order.
     private(set) var open: [Int] = []
     public private(set) var roundTrips = 0
@@ -43,9 +43,9 @@ public final class Portfolio {
     init(cash: Double) { initialCash = cash; self.cash = cash }
 
     @inline(__always) func slot(_ symbol: String) -> Int {
-        if let i = index[symbol] { return i }
-        books.append(Book(symbol: symbol)); index[symbol] = books.count - 1
-        return books.count - 1
+        let (i, isNew) = index.insert(symbol)
+        if isNew { books.append(Book(symbol: symbol)) }
+        return i
     }
 
     /// The book of the symbol traded last: lookups of it skip hashing.
@@ -53,7 +53,7 @@ public final class Portfolio {
 
     @inline(__always) private func find(_ symbol: String) -> Int? {
         if current >= 0, books[current].symbol == symbol { return current }
-        return index[symbol]
+        return index.index(of: symbol)
     }
 
     /// Signed quantity held in `symbol` (0 when never traded).

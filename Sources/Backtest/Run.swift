@@ -25,7 +25,7 @@ public struct BacktestResult: Sendable {
 
 /// Input formats `Backtest.run(path:)` reads: a recording, or history the replay importers understand.
 public enum InputFormat: String, Sendable, CaseIterable {
-    /// `.csv`/`.csv.gz` → tardis, `.zip` → lean, anything else → recording.
+    /// `.csv`/`.csv.gz` → tardis, `.zip` → lean, anything else → recording (JSONL, gzip, or its binary tape).
     case auto, recording, tardis, binance, lean
 
     func resolved(for path: String) -> InputFormat {
@@ -145,6 +145,12 @@ enum TapeReader {
         do {
             var skipped = 0
             switch format {
+            case _ where (format == .recording || format == .auto) && BinaryTape.isTape(path: path):
+                // A tape's trade records need no decoding: the reader thread hands them over in runs.
+                try BinaryTape(path: path).forEachTradeRun(runSize: chunkSize) { run in
+                    queue.put(.trades(run))
+                    if queue.stopped { throw CancellationError() }
+                }
             case .recording, .auto:
                 let reader = try RecordingReader(path: path, skipBad: skipBad, validateFrames: false)
                 var raw = RawChunk()
@@ -185,6 +191,8 @@ enum TapeReader {
             }
             if !chunk.isEmpty { queue.put(.trades(chunk)) }
             queue.put(.end(skipped: skipped))
+        } catch is CancellationError {
+            queue.put(.end(skipped: 0))
         } catch let e as RecordingError {
             queue.put(.failure(BacktestFailure(e.kind == .io ? "\(path): \(e.message)" : e.description)))
         } catch {

@@ -61,22 +61,21 @@ public enum Strategies {
 
 /// Per-symbol strategy state; looking up the symbol of the previous call skips hashing.
 struct PerSymbol<State> {
-    private var index: [String: Int] = [:]
+    private var index = SymbolIndex()
     private var states: [State] = []
     private var lastSymbol = ""
     private var last = -1
 
     @inline(__always) mutating func find(_ symbol: String) -> Int? {
         if last >= 0, symbol == lastSymbol { return last }
-        guard let i = index[symbol] else { return nil }
+        guard let i = index.index(of: symbol) else { return nil }
         last = i; lastSymbol = symbol
         return i
     }
 
     mutating func findOrAdd(_ symbol: String, _ make: () -> State) -> Int {
         if let i = find(symbol) { return i }
-        states.append(make()); index[symbol] = states.count - 1
-        return states.count - 1
+        states.append(make()); return index.insert(symbol).index
     }
 
     subscript(i: Int) -> State {

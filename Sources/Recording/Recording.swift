@@ -279,16 +279,34 @@ public final class RecordingReader {
     private var done = false
     /// Lines before this one are passed over unread (not parsed, not counted as bad).
     public var startLine = 0
+    /// The tape being read, when the file is one; where its next frame and the last returned start.
+    public let tape: BinaryTape?
+    private var tapeAt = 0, tapeLast = 0
+    private var tapeTrades: [Trade] = []
+    private var tapeText: [UInt8] = []
+    /// Holds the frame ``nextRaw(checkUTF8:)`` returned from a tape until the next call.
+    private var tapeBuffer = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: 4096)
 
     /// Opens the file and reads the header. `validateFrames` checks that each frame is valid JSON.
+    /// A binary tape (``BinaryTape``) is read through the same calls: its frames come back with
+    /// their recorded lines and receive times, trade frames as the codec's JSON of their trades.
     public init(path: String, skipBad: Bool = false, validateFrames: Bool = true) throws(RecordingError) {
         self.path = path; self.skipBad = skipBad; self.validateFrames = validateFrames
+        if BinaryTape.isTape(path: path) {
+            let tape = try BinaryTape(path: path)
+            self.tape = tape; tapeAt = tape.framesStart; header = tape.header
+            do { lines = LineReader(try FileInput(path: path)) } catch { throw Self.map(error, path: path, after: 0) }
+            return
+        }
+        tape = nil
         do { lines = LineReader(try openInput(path: path)) } catch { throw Self.map(error, path: path, after: 0) }
         let first: UnsafeBufferPointer<UInt8>?
         do { first = try lines.next() } catch { throw Self.map(error, path: path, after: 0) }
         guard let first else { throw RecordingError(.missingHeader, path: path, line: 1, "missing header: the file is empty") }
         header = try RecordingHeader.parse(first, path: path)
     }
+
+    deinit { tapeBuffer.deallocate() }
 
     static func map(_ e: SourceError, path: String, after line: Int) -> RecordingError {
         switch e {
@@ -314,6 +332,7 @@ public final class RecordingReader {
     /// The next frame without copying it (`bytes` is valid until the next call), or nil at the end.
     /// With `checkUTF8: false` the frame's UTF-8 is not validated (a decoder that validates it anyway is faster).
     public func nextRaw(checkUTF8: Bool = true) throws(RecordingError) -> RawFrame? {
+        if let tape { return try nextOfTape(tape) }
         while !done {
             let raw: UnsafeBufferPointer<UInt8>?
             do { raw = try lines.next() } catch {
@@ -353,6 +372,27 @@ public final class RecordingReader {
         return nil
     }
 
+    private func nextOfTape(_ tape: BinaryTape) throws(RecordingError) -> RawFrame? {
+        while let f = try tape.frame(at: tapeAt) {
+            tapeLast = tapeAt; tapeAt = f.next
+            if f.line < startLine { continue }
+            tapeText.removeAll(keepingCapacity: true)
+            if let text = f.text { tapeText.append(contentsOf: text) } else {
+                tapeTrades.removeAll(keepingCapacity: true)
+                try tape.trades(of: f, into: &tapeTrades)
+                FinnhubCodec.encodeTrades(tapeTrades, into: &tapeText)
+            }
+            previousNs = lastNs; lastLine = f.line; lastNs = f.recvNs; framesRead += 1
+            if tapeBuffer.count < tapeText.count {
+                tapeBuffer.deallocate()
+                tapeBuffer = .allocate(capacity: max(tapeText.count, 2 * tapeBuffer.count))
+            }
+            _ = tapeBuffer.initialize(from: tapeText)
+            return RawFrame(line: f.line, recvNs: f.recvNs, bytes: UnsafeBufferPointer(rebasing: tapeBuffer[..<tapeText.count]))
+        }
+        return nil
+    }
+
     /// ASCII is checked eight bytes at a time without allocating; anything else goes through the standard library.
     static func isValidUTF8(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
         guard let base = bytes.baseAddress else { return true }
@@ -377,7 +417,7 @@ public final class RecordingReader {
     }
 
     /// Where the line of the last frame returned starts, in the file's uncompressed bytes.
-    public var lastFrameOffset: Int { lines.lastLineOffset }
+    public var lastFrameOffset: Int { tape == nil ? lines.lastLineOffset : tapeLast }
 
     /// Whether the file is gzip-compressed.
     public var isCompressed: Bool { lines.input is InflateInput }
@@ -392,6 +432,7 @@ public final class RecordingReader {
     /// `members` at or before it (each member stands alone), else from the start, inflating up to it.
     /// The order check starts over (a seek may go back in time).
     public func reposition(offset: Int, line: Int, members: [RecordingIndex.Member] = []) throws(RecordingError) {
+        if tape != nil { tapeAt = offset; lastNs = .min; previousNs = .min; return }
         do throws(SourceError) {
             if lines.input is InflateInput {
                 let member = members.last { $0.uncompressed <= offset } ?? RecordingIndex.Member(compressed: 0, uncompressed: 0)
@@ -417,7 +458,10 @@ public final class RecordingReader {
     }
 
     /// How far through the input file reading is (0…1), by bytes of the file (compressed bytes for gzip).
-    public var inputFraction: Double? { lines.inputFraction }
+    public var inputFraction: Double? {
+        guard let tape else { return lines.inputFraction }
+        return Double(tapeAt - tape.framesStart) / Double(max(1, tape.framesEnd - tape.framesStart))
+    }
 
     /// The next frame, or nil at the end of the recording.
     public func next() throws(RecordingError) -> RecordedFrame? {
@@ -492,6 +536,7 @@ extension RecordingReader {
     /// recv_ns of the last frame of a plain recording, read from its tail; nil for gzip or when unreadable.
     public static func lastRecvNs(path: String) -> Int64? {
         guard let f = try? FileInput(path: path) else { return nil }
+        if f.peek(BinaryTape.magic.count) == BinaryTape.magic { return (try? BinaryTape(path: path))?.lastRecvNs }
         if f.peek(2) == [0x1f, 0x8b] { return nil }
         let size = f.size()
         let len = min(size, 1 << 16)

@@ -22,7 +22,7 @@ struct ReplayCommand: AsyncParsableCommand {
         commandName: "replay",
         abstract: "Replay recorded Finnhub sessions into Kafka, record new ones, and import real history.",
         discussion: "Recording format: docs/RECORDING_FORMAT.md. `replay FILE ...` is short for `replay play FILE ...`.",
-        subcommands: [Play.self, Record.self, Import.self, Index.self],
+        subcommands: [Play.self, Record.self, Import.self, Index.self, Pack.self],
         defaultSubcommand: Play.self)
 }
 
@@ -352,6 +352,39 @@ struct Index: ParsableCommand {
                   + String(format: "%.2f s", took.inSeconds) + " → \(RecordingIndex.sidecar(of: file)) (\(index.entries.count) entries, \(index.members.count) gzip members).")
         } catch {
             throw fail((error as? RecordingError)?.description ?? "\(error)")
+        }
+    }
+}
+
+struct Pack: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Write a recording's compact binary form (a tape), checked against the recording trade for trade.",
+        discussion: """
+            A tape holds the same frames, receive times and line numbers, each trade as a 32-byte record with             the exact price and volume. The tape is read back and compared with the recording before it is             renamed into place, so a tape that exists is verified. Everything that reads recordings reads tapes:             `replay play` (and seek), `sim-exchange --replay` and `backtest`, which reads the trade records             directly. Format: docs/RECORDING_FORMAT.md.
+
+            Examples:
+              replay pack recordings/btc.jsonl --out btc.mstape
+              backtest btc.mstape --strategy breakout
+            """)
+
+    @Argument(help: "Recording (.jsonl or .jsonl.gz).") var file: String
+    @Option(help: "Output tape (by convention .mstape).") var out: String
+    @Flag(help: "Leave out (and count) frames that do not decode instead of failing.") var skipBad = false
+    @Flag(help: "Replace an existing output file.") var overwrite = false
+
+    func run() throws {
+        guard FileManager.default.fileExists(atPath: file) else { throw fail("\(file): no such file") }
+        let started = ContinuousClock.now
+        do {
+            let s = try BinaryTape.pack(recording: file, to: out, overwrite: overwrite, skipBad: skipBad)
+            let took = ContinuousClock.now - started
+            var line = "Packed \(formatCount(s.trades)) trades (\(s.symbols) symbols) in \(formatCount(s.frames)) frames of \(file) into \(out): "
+                + "\(formatCount(s.inputBytes)) → \(formatCount(s.outputBytes)) bytes, verified \(formatCount(s.verifiedTrades)) trades, "
+                + String(format: "%.2f s", took.inSeconds)
+            if s.skippedLines > 0 { line += "; skipped \(formatCount(s.skippedLines)) bad lines" }
+            print(line + ".")
+        } catch {
+            throw fail(error.description)
         }
     }
 }
