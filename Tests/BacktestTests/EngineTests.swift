@@ -64,13 +64,15 @@ struct Recorder: Strategy {
         #expect(r.windows > 100 && r.fills > 100)
     }
 
-    /// The recording path, the importer-free in-memory path and a second run give the same bytes.
+    /// The recording path (plain, gzip, binary tape), the in-memory path and a second run give the same bytes.
     @Test func sameInputGivesByteIdenticalReports() throws {
         let dir = tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let trades = syntheticTrades(count: 30_000)
         try writeRecording(trades, to: dir + "/s.jsonl")
         try writeRecording(trades, to: dir + "/s.jsonl.gz", perFrame: 7)
+        let packed = try BinaryTape.pack(recording: dir + "/s.jsonl", to: dir + "/s.mstape")
+        #expect(packed.trades == 30_000 && packed.verifiedTrades == 30_000)
         for name in Strategies.names {
             var c = BacktestConfig()
             c.feeBps = 7.5; c.latencyMs = 100
@@ -79,8 +81,10 @@ struct Recorder: Strategy {
             let b = try Backtest.run(path: dir + "/s.jsonl", strategy: try Strategies.make(name, parameters: []), config: c).report
             let g = try Backtest.run(path: dir + "/s.jsonl.gz", strategy: try Strategies.make(name, parameters: []), config: c).report
             let m = try Backtest.run(trades: trades, strategy: try Strategies.make(name, parameters: []), config: c).report
+            let t = try Backtest.run(path: dir + "/s.mstape", strategy: try Strategies.make(name, parameters: []), config: c).report
             #expect(a.jsonBytes() == b.jsonBytes() && a.svg() == b.svg() && a.html() == b.html())
             #expect(a == g && a == m)
+            #expect(a.jsonBytes() == t.jsonBytes(), "the tape gives the recording's report (\(name))")
             #expect(a.trades == 30_000 && a.fills > 0, "\(name)")
             let json = try JSONSerialization.jsonObject(with: Data(a.jsonBytes())) as! [String: Any]
             #expect(json["strategy"] as? String == name && (json["equity_curve"] as? [Any])?.isEmpty == false)
