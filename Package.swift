@@ -122,7 +122,7 @@ let package = Package(
         .target(name: "CKafkaFloor", linkerSettings: [.linkedLibrary("rdkafka")] + rdkafkaLinker),
         // Bench: every stage measured, next to the librdkafka C floor.
         .target(name: "Bench", dependencies: [
-            "Pipeline", "Dashboard", "PostgresSink", "Kafka", "Feeds", "Aggregation", "MarketData", "Recording", "SimExchange", "CKafkaFloor",
+            "Pipeline", "Dashboard", "PostgresSink", "Kafka", "Feeds", "Aggregation", "MarketData", "Recording", "SimExchange", "CKafkaFloor", "Backtest",
             .product(name: "Logging", package: "swift-log"), .product(name: "Histogram", package: "hdrhistogram-swift"),
         ], linkerSettings: rdkafkaLinker),
         // CLI: what the executables share (flags, argument types, running a service group).

@@ -9,7 +9,7 @@ import Foundation
 
 /// What `bench` runs: scenario selection and sizes.
 public struct BenchOptions: Sendable {
-    public static let allScenarios = ["codec", "kafka", "aggregator", "storage", "e2e", "websocket", "replay", "seek", "scaling"]
+    public static let allScenarios = ["codec", "kafka", "aggregator", "storage", "e2e", "websocket", "replay", "backtest", "seek", "scaling"]
     /// Run only when named: `memory` replays 100 million trades (a 7 GB recording written for it).
     public static let optionalScenarios = ["memory"]
     public static let defaultRates: [Double] = [1_000, 10_000, 20_000, 50_000]
@@ -86,6 +86,13 @@ public enum BenchRunner {
             var replay = ReplayScenarios(config: config, trades: kafkaMessages, pacingSpan: o.quick ? 1 : 10)
             if o.quick { replay.rounds = 1 }
             results += try await replay.run(includeKafka: true)
+        }
+        if o.scenarios.contains("backtest") {
+            let n = o.trades ?? (o.quick ? 200_000 : 5_000_000)
+            log("backtest over a \(n)-trade recording and its tape…")
+            var backtest = BacktestScenario(trades: n)
+            if o.quick { backtest.rounds = 1 }
+            results += try backtest.run()
         }
         if o.scenarios.contains("e2e") {
             let rates = o.rates ?? (o.quick ? BenchOptions.quickRates : BenchOptions.defaultRates)

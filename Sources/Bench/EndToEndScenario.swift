@@ -55,7 +55,10 @@ public struct EndToEndScenario: Sendable {
             delay.histogram = swift.publishDelay
             let late = Self.result("publish delay @ \(Self.label(rate)) (trade → TradePublisher)", rate: rate, run: delay,
                                    note: "how late each trade was handed to the producer against its schedule (OpenMessaging Benchmark's publish delay), same runs as the row above")
-            results += [floor, s, late]
+            let alerts = Self.result("tick-to-alert @ \(Self.label(rate)) (trade → price-alerts)", rate: rate,
+                                     run: try await tickToAlert(rate: rate, n: perRound * 2),
+                                     note: "a trade's arrival to its alert read from the alerts topic by another consumer; every trade but 50 fires one alert")
+            results += [floor, s, late, alerts]
         }
         return results
     }

@@ -21,8 +21,9 @@ struct BenchReportTests {
         "storage sink: files", "storage sink: PostgreSQL",
         "sim-exchange → WebSocket client", "synthetic feed (in process)",
         "replay --dry-run --speed max", "replay --dry-run --speed max, steerable", "produce for replay (C floor)", "replay --speed max → Kafka", "replay --speed max → Kafka --headers", "replay pacing 10×", "replay pacing 100×",
-        "end-to-end @ 1k/s (C floor)", "end-to-end @ 1k/s (trade → aggregator)", "publish delay @ 1k/s (trade → TradePublisher)",
-        "end-to-end @ 20k/s (C floor)", "end-to-end @ 20k/s (trade → aggregator)", "publish delay @ 20k/s (trade → TradePublisher)",
+        "backtest, JSONL recording", "backtest, binary tape",
+        "end-to-end @ 1k/s (C floor)", "end-to-end @ 1k/s (trade → aggregator)", "publish delay @ 1k/s (trade → TradePublisher)", "tick-to-alert @ 1k/s (trade → price-alerts)",
+        "end-to-end @ 20k/s (C floor)", "end-to-end @ 20k/s (trade → aggregator)", "publish delay @ 20k/s (trade → TradePublisher)", "tick-to-alert @ 20k/s (trade → price-alerts)",
         "seek, plain recording", "seek, gzip recording",
     ] + [10, 1_000, 10_000].flatMap { n in
         ["consume trades (C floor) · \(n) symbols", "aggregator from Kafka · \(n) symbols", "window update in-process · \(n) symbols"]
@@ -99,8 +100,8 @@ struct BenchReportTests {
         #expect(html.hasPrefix("<!DOCTYPE html>") && html.contains("</html>"))
         #expect(!html.contains("<script") && !html.contains("src=") && !html.contains("<link"), "self-contained")
         #expect(html.components(separatedBy: "<svg").count - 1 == 2)
-        let curves = report.results.filter { $0.scenario.hasPrefix("end-to-end") || $0.scenario.hasPrefix("publish delay") }
-        #expect(html.components(separatedBy: "<polyline").count - 1 == curves.count, "one latency curve per end-to-end and publish-delay row")
+        let curves = report.results.filter { r in ["end-to-end", "publish delay", "tick-to-alert"].contains { r.scenario.hasPrefix($0) } }
+        #expect(html.components(separatedBy: "<polyline").count - 1 == curves.count, "one latency curve per end-to-end, publish-delay and tick-to-alert row")
         for r in report.results { #expect(html.contains(r.scenario.replacingOccurrences(of: ">", with: "&gt;"))) }
     }
 
@@ -108,7 +109,7 @@ struct BenchReportTests {
         #expect(try BenchOptions.parseScenarios("kafka, e2e") == ["kafka", "e2e"])
         #expect(try BenchOptions.parseRates("1000,10k,2.5k") == [1_000, 10_000, 2_500])
         let unknown = #expect(throws: BenchOptions.Invalid.self) { try BenchOptions.parseScenarios("kafka,warp") }
-        #expect(unknown?.description == "unknown scenario(s) warp; choose from codec, kafka, aggregator, storage, e2e, websocket, replay, seek, scaling, memory")
+        #expect(unknown?.description == "unknown scenario(s) warp; choose from codec, kafka, aggregator, storage, e2e, websocket, replay, backtest, seek, scaling, memory")
         #expect(try BenchOptions.parseScenarios("memory") == ["memory"] && !BenchOptions().scenarios.contains("memory"), "memory runs only when named")
         #expect(throws: BenchOptions.Invalid.self) { try BenchOptions.parseScenarios("") }
         for bad in ["fast", "0", "-5k", "nan"] {
