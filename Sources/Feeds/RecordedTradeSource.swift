@@ -25,12 +25,7 @@ public struct RecordedTradeSource: Sendable {
             let reader: RecordingReader
             do {
                 reader = try RecordingReader(path: path, skipBad: skipBad, validateFrames: false)
-                while let raw = try reader.nextRaw(checkUTF8: false) {
-                    let decoded: FinnhubFrame
-                    do { decoded = try FinnhubCodec.decode(UnsafeRawBufferPointer(raw.bytes)) } catch {
-                        try reader.reportBadFrame(line: raw.line, "frame does not decode: \(error)")
-                        continue
-                    }
+                while let (raw, decoded) = try reader.nextDecoded() {
                     if first == nil { first = raw.recvNs }
                     guard case .trades(let t) = decoded, !t.isEmpty else { continue }
                     offsets.append(raw.recvNs - first!)

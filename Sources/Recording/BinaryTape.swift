@@ -240,16 +240,11 @@ extension BinaryTape {
         func putText(_ s: some Collection<UInt8>) { put(UInt32(s.count)); buf.append(contentsOf: s) }
         buf.append(contentsOf: magic)
         putText(Array(reader.header.jsonLine.utf8))
-        var symbolIndex: [String: UInt32] = [:], symbols: [String] = []
+        var symbols = SymbolIndex()
         var listIndex: [[String]: UInt32] = [:], lists: [[String]] = []
         var summary = PackSummary()
         var first: Int64?, last: Int64 = 0
-        while let raw = try reader.nextRaw(checkUTF8: true) {
-            let decoded: FinnhubFrame
-            do { decoded = try FinnhubCodec.decode(UnsafeRawBufferPointer(raw.bytes)) } catch {
-                try reader.reportBadFrame(line: raw.line, "frame does not decode: \(error)")
-                continue
-            }
+        while let (raw, decoded) = try reader.nextDecoded() {
             if first == nil { first = raw.recvNs }
             last = raw.recvNs
             summary.frames += 1
@@ -257,7 +252,7 @@ extension BinaryTape {
             if case .trades(let trades) = decoded, trades.count < Int(textFlag) {
                 put(UInt32(trades.count))
                 for t in trades {
-                    let s = symbolIndex[t.symbol] ?? { let i = UInt32(symbols.count); symbols.append(t.symbol); symbolIndex[t.symbol] = i; return i }()
+                    let s = UInt32(symbols.insert(t.symbol).index)
                     var c: UInt32 = 0
                     if let list = t.conditions {
                         c = listIndex[list] ?? { let i = UInt32(lists.count + 1); lists.append(list); listIndex[list] = i; return i }()
@@ -274,7 +269,7 @@ extension BinaryTape {
             if buf.count >= 1 << 20 { try flush() }
         }
         let tables = written + buf.count
-        put(UInt32(symbols.count)); for s in symbols { putText(Array(s.utf8)) }
+        put(UInt32(symbols.count)); for s in symbols.symbols { putText(Array(s.utf8)) }
         put(UInt32(lists.count))
         for l in lists { put(UInt32(l.count)); for c in l { putText(Array(c.utf8)) } }
         put(UInt64(tables)); put(UInt64(summary.frames)); put(UInt64(summary.trades)); put(first ?? 0); put(last)
@@ -299,12 +294,7 @@ extension BinaryTape {
         guard tape.header == reader.header else { throw differs(1, "the header differs") }
         var at = tape.framesStart, compared = 0, frames = 0
         var mine: [Trade] = []
-        while let raw = try reader.nextRaw(checkUTF8: false) {
-            let decoded: FinnhubFrame
-            do { decoded = try FinnhubCodec.decode(UnsafeRawBufferPointer(raw.bytes)) } catch {
-                try reader.reportBadFrame(line: raw.line, "frame does not decode: \(error)")
-                continue
-            }
+        while let (raw, decoded) = try reader.nextDecoded() {
             guard let f = try tape.frame(at: at) else { throw differs(raw.line, "the tape ends before this frame") }
             frames += 1
             guard f.line == raw.line, f.recvNs == raw.recvNs else {

@@ -372,17 +372,28 @@ public final class RecordingReader {
         return nil
     }
 
+    /// The next frame that decodes, with what it decodes to; a frame that does not is handed to
+    /// ``reportBadFrame(line:_:)`` (thrown, or with `skipBad` skipped and counted) and reading goes on.
+    public func nextDecoded() throws(RecordingError) -> (raw: RawFrame, frame: FinnhubFrame)? {
+        while let raw = try nextRaw(checkUTF8: false) {
+            do { return (raw, try FinnhubCodec.decode(UnsafeRawBufferPointer(raw.bytes))) } catch {
+                try reportBadFrame(line: raw.line, "frame does not decode: \(error)")
+            }
+        }
+        return nil
+    }
+
     private func nextOfTape(_ tape: BinaryTape) throws(RecordingError) -> RawFrame? {
         while let f = try tape.frame(at: tapeAt) {
             tapeLast = tapeAt; tapeAt = f.next
             if f.line < startLine { continue }
-            tapeText.removeAll(keepingCapacity: true)
-            if let text = f.text { tapeText.append(contentsOf: text) } else {
-                tapeTrades.removeAll(keepingCapacity: true)
-                try tape.trades(of: f, into: &tapeTrades)
-                FinnhubCodec.encodeTrades(tapeTrades, into: &tapeText)
-            }
             previousNs = lastNs; lastLine = f.line; lastNs = f.recvNs; framesRead += 1
+            // Text frames point into the mapping, which lives as long as the tape.
+            if let text = f.text { return RawFrame(line: f.line, recvNs: f.recvNs, bytes: text.assumingMemoryBound(to: UInt8.self)) }
+            tapeTrades.removeAll(keepingCapacity: true)
+            try tape.trades(of: f, into: &tapeTrades)
+            tapeText.removeAll(keepingCapacity: true)
+            FinnhubCodec.encodeTrades(tapeTrades, into: &tapeText)
             if tapeBuffer.count < tapeText.count {
                 tapeBuffer.deallocate()
                 tapeBuffer = .allocate(capacity: max(tapeText.count, 2 * tapeBuffer.count))
