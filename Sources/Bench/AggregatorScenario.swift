@@ -128,11 +128,7 @@ public struct AggregatorScenario: Sendable {
 
     /// The aggregator, in a new group, over the whole topic; with a dashboard watching the cluster when `dashboard`.
     func aggregate(topic: String, bytes: Int, dashboard: Bool) async throws -> BenchResult {
-        var options = ConsumerService.Options(groupID: "bench-agg-\(UInt32.random(in: 0...UInt32.max))")
-        options.topic = topic
-        var logger = Logger(label: "bench")
-        logger.logLevel = .error
-        let aggregator = try AggregatorService(service: try ConsumerService(config: config, options: options, logger: logger), options: AggregatorService.Options())
+        let aggregator = try benchAggregator(config: config, topic: topic, group: "bench-agg-\(UInt32.random(in: 0...UInt32.max))")
         var watching: Task<Void, any Error>?
         if dashboard {
             var dashboardOptions = DashboardMonitor.Options(kafka: config)

@@ -116,8 +116,6 @@ public struct EndToEndScenario: Sendable {
         ])
         let sent = SendTimes(count: n)
         let received = Mutex((histogram: Self.histogram(), count: 0, ready: false, lastNs: Int64(0)))
-        var options = ConsumerService.Options(groupID: "bench-e2e-swift-\(UInt32.random(in: 0...UInt32.max))")
-        options.topic = topic
         var aggregatorOptions = AggregatorService.Options()
         aggregatorOptions.onProcessed = { batch in
             let now = monotonicNanoseconds()
@@ -131,9 +129,7 @@ public struct EndToEndScenario: Sendable {
                 }
             }
         }
-        var logger = Logger(label: "bench")
-        logger.logLevel = .error
-        let aggregator = try AggregatorService(service: try ConsumerService(config: config, options: options, logger: logger), options: aggregatorOptions)
+        let aggregator = try benchAggregator(config: config, topic: topic, group: "bench-e2e-swift-\(UInt32.random(in: 0...UInt32.max))", options: aggregatorOptions)
         let running = Task { try await aggregator.run() }
         defer { running.cancel() }
         let publisher = TradePublisher(producer: try KafkaProducer(config: config), topic: topic, source: "bench")
@@ -234,6 +230,15 @@ final class SendTimes: @unchecked Sendable {
 /// "1 round", or "N rounds in the order C S, S C" for the notes of scenarios that alternate with a floor.
 func roundsText(_ rounds: Int) -> String {
     rounds == 1 ? "1 round" : "\(rounds) rounds in the order C S, S C"
+}
+
+/// The aggregator the bench scenarios run: a new consumer group `group` over `topic`, logging errors only.
+func benchAggregator(config: KafkaConfig, topic: String, group: String, options: AggregatorService.Options = .init()) throws -> AggregatorService {
+    var consumer = ConsumerService.Options(groupID: group)
+    consumer.topic = topic
+    var logger = Logger(label: "bench")
+    logger.logLevel = .error
+    return try AggregatorService(service: try ConsumerService(config: config, options: consumer, logger: logger), options: options)
 }
 
 /// How far ahead of schedule an end-to-end sender may run before it sleeps; the C floor uses the

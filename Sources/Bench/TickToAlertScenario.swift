@@ -4,7 +4,6 @@ import Aggregation
 import MarketData
 import Foundation
 import Histogram
-import Logging
 import Synchronization
 
 extension EndToEndScenario {
@@ -18,16 +17,12 @@ extension EndToEndScenario {
         let id = UInt32.random(in: 0...UInt32.max)
         let topic = "bench-tta-in-\(id)", alerts = "bench-tta-alerts-\(id)"
         try KafkaAdmin(config: config).ensureTopics([TopicSpec(name: topic, partitions: partitions)])
-        var options = ConsumerService.Options(groupID: "bench-tta-\(id)")
-        options.topic = topic
         var aggregatorOptions = AggregatorService.Options()
         aggregatorOptions.alertsTopic = alerts
         aggregatorOptions.metricsTopic = "bench-tta-metrics-\(id)"
         aggregatorOptions.alertRules = [AlertRule(symbol: AlertRule.anySymbol, condition: .priceAbove(100)),
                                         AlertRule(symbol: AlertRule.anySymbol, condition: .priceBelow(100))]
-        var logger = Logger(label: "bench")
-        logger.logLevel = .error
-        let aggregator = try AggregatorService(service: try ConsumerService(config: config, options: options, logger: logger), options: aggregatorOptions)
+        let aggregator = try benchAggregator(config: config, topic: topic, group: "bench-tta-\(id)", options: aggregatorOptions)
         let running = Task { try await aggregator.run() }
         defer { running.cancel() }
         let reader = try KafkaConsumer(config: config, groupID: "bench-tta-reader-\(id)", topics: [alerts])
