@@ -95,7 +95,7 @@ public struct BacktestEngine<S: Strategy> {
 
     /// Feeds trades in order; see the type's contract.
     public mutating func process(_ trades: [Trade]) {
-        for t in trades { process(t) }
+        trades.withUnsafeBufferPointer { buffer in for i in buffer.indices { process(buffer[i]) } }
     }
 
     /// Feeds one trade; see the type's contract. Trades with a non-finite or non-positive price are ignored.

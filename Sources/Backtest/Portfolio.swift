@@ -14,6 +14,11 @@ import Pipeline
 /// next flat one (a fill that crosses zero closes one and opens the next at the fill price); its PnL is
 /// realized PnL minus every fee paid during it, the crossing fill's fee going to the trip it closes.
 /// There are no cash or margin checks: cash may go negative and positions may go short.
+///
+/// Only the engine that owns it mutates it, from the one thread running the engine, and no method
+/// calls out while it modifies a property; its stored properties are therefore exempt from Swift's
+/// dynamic exclusivity checks (`@exclusivity(unchecked)`), which cost more than the updates themselves
+/// on the per-trade path.
 public final class Portfolio {
     struct Book {
         var symbol: String
@@ -30,15 +35,15 @@ public final class Portfolio {
     }
 
     public let initialCash: Double
-    public private(set) var cash: Double
-    var books: [Book] = []
-    var index = SymbolIndex()
+    @exclusivity(unchecked) public private(set) var cash: Double
+    @exclusivity(unchecked) var books: [Book] = []
+    @exclusivity(unchecked) var index = SymbolIndex()
     /// Indices of books with a non-zero position, in opening order.
-    private(set) var open: [Int] = []
-    public private(set) var roundTrips = 0
-    public private(set) var winningTrips = 0
-    public private(set) var totalFees = 0.0
-    public private(set) var fillCount = 0
+    @exclusivity(unchecked) private(set) var open: [Int] = []
+    @exclusivity(unchecked) public private(set) var roundTrips = 0
+    @exclusivity(unchecked) public private(set) var winningTrips = 0
+    @exclusivity(unchecked) public private(set) var totalFees = 0.0
+    @exclusivity(unchecked) public private(set) var fillCount = 0
 
     init(cash: Double) { initialCash = cash; self.cash = cash }
 
@@ -49,7 +54,7 @@ public final class Portfolio {
     }
 
     /// The book of the symbol traded last: lookups of it skip hashing.
-    var current = -1
+    @exclusivity(unchecked) var current = -1
 
     @inline(__always) private func find(_ symbol: String) -> Int? {
         if current >= 0, books[current].symbol == symbol { return current }

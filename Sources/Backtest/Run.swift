@@ -63,10 +63,10 @@ public enum Backtest {
         }
         while true {
             switch queue.take() {
-            case .trades(let trades): for t in trades { engine.process(t) }
+            case .trades(let trades): engine.process(trades)
             case .raw(let chunk):
                 do { skipped += try chunk.decode(into: &decoded, path: path, skipBad: skipBad) } catch { throw finish(error) }
-                for t in decoded { engine.process(t) }
+                engine.process(decoded)
             case .end(let n):
                 return BacktestResult(report: engine.report(), wallNs: DispatchTime.now().uptimeNanoseconds - start, skipped: skipped + n)
             case .failure(let f): throw f
