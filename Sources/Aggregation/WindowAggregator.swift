@@ -93,6 +93,9 @@ public struct WindowAggregator: Sendable {
         var late = 0
         var minPane: Int64 = .max
         var maxPane: Int64 = .min
+        /// The pane of the symbol's last trade, its times `[paneStart, paneEnd)` and its ring slot, so a
+        /// trade in the same pane as the last one divides nothing.
+        var pane: Int64 = .min, paneStart: Int64 = .max, paneEnd: Int64 = .min, paneSlot = 0
         var hasData: Bool { minPane <= maxPane }
     }
 
@@ -156,10 +159,17 @@ public struct WindowAggregator: Sendable {
         let t = trade.timestamp
         let w = t &- lateness
         if w > states[s].watermark { advance(s, to: w, into: &out) }
-        let p = Self.floorDiv(t, hop)
+        let p: Int64, i: Int
+        if t >= states[s].paneStart, t < states[s].paneEnd {
+            p = states[s].pane; i = states[s].paneSlot
+        } else {
+            p = Self.floorDiv(t, hop); i = slot(s, p)
+            // Wrapping: a pane at the ends of Int64 gets an empty range and is divided for each trade.
+            states[s].pane = p; states[s].paneSlot = i
+            states[s].paneStart = p &* hop; states[s].paneEnd = states[s].paneStart &+ hop
+        }
         if p < states[s].nextOpen { states[s].late += 1; return }
         let seq = states[s].seq; states[s].seq = seq + 1
-        let i = slot(s, p)
         let price = trade.price, vol = trade.volume
         if panes[i].index != p {
             panes[i] = Pane(index: p, count: 1, volume: vol, pv: price * vol, psum: price, min: price, max: price,

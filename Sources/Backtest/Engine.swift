@@ -58,7 +58,7 @@ public struct BacktestEngine<S: Strategy> {
     private var exchange: TapeMatcher
     private var nextOrderID = 1
     /// Event time now: the newest trade timestamp seen (ms).
-    public private(set) var now: Int64 = .min
+    public private(set) var now: Int64 = .min { didSet { context.now = now } }
     public private(set) var firstTime: Int64?
     public private(set) var tradesProcessed = 0
     public private(set) var ordersSubmitted = 0
@@ -71,6 +71,8 @@ public struct BacktestEngine<S: Strategy> {
     private var curve: [EquityPoint] = []
     private var curveInterval: Int64 = 1000
     private var curveBucket: Int64 = .min
+    /// The event times of `curveBucket`: `[bucketStart, bucketEnd)`, so a mark within it divides nothing.
+    private var bucketStart: Int64 = .max, bucketEnd: Int64 = .min
     private var windowBuffer: [WindowMetrics] = []
     private var received: [WindowMetrics] = []
     private var outgoing: [(id: Int, order: Order)] = []
@@ -89,9 +91,11 @@ public struct BacktestEngine<S: Strategy> {
         portfolio = Portfolio(cash: config.initialCash)
         exchange = TapeMatcher(feeBps: config.feeBps, latencyMs: config.latencyMs)
         peak = config.initialCash
+        context = StrategyContext(now: .min, portfolio: portfolio, feeBps: config.feeBps)
     }
 
-    private var context: StrategyContext { StrategyContext(now: now, portfolio: portfolio, feeBps: config.feeBps) }
+    /// What the strategy is handed; kept in step with `now`, so a call borrows it instead of building one.
+    private var context: StrategyContext
 
     /// Feeds trades in order; see the type's contract.
     public mutating func process(_ trades: [Trade]) {
@@ -119,16 +123,14 @@ public struct BacktestEngine<S: Strategy> {
         if !windowBuffer.isEmpty {
             for w in windowBuffer {
                 windowsDelivered += 1
-                let ctx = context
-                let orders = strategy.onWindow(w, ctx)
+                let orders = strategy.onWindow(w, context)
                 if !orders.isEmpty { submit(orders) }
             }
             windowBuffer.removeAll(keepingCapacity: true)
         }
         portfolio.books[s].lastPrice = trade.price
         mark()
-        let ctx = context
-        let orders = strategy.onTrade(trade, ctx)
+        let orders = strategy.onTrade(trade, context)
         if !orders.isEmpty { submit(orders) }
     }
 
@@ -138,8 +140,7 @@ public struct BacktestEngine<S: Strategy> {
     public mutating func receive(_ window: WindowMetrics) {
         guard window.windowEnd <= now, firstTime != nil else { received.append(window); return }
         windowsDelivered += 1
-        let ctx = context
-        let orders = strategy.onWindow(window, ctx)
+        let orders = strategy.onWindow(window, context)
         if !orders.isEmpty { submit(orders) }
     }
 
@@ -167,8 +168,7 @@ public struct BacktestEngine<S: Strategy> {
         portfolio.apply(fill, book: s)
         if fill.remaining == 0 { portfolio.books[s].openOrders -= 1 }
         if firstTime != nil { mark() }
-        let ctx = context
-        let orders = strategy.onFill(fill, ctx)
+        let orders = strategy.onFill(fill, context)
         if !orders.isEmpty { submit(orders) }
     }
 
@@ -177,8 +177,7 @@ public struct BacktestEngine<S: Strategy> {
         guard !config.externalWindows else { return }
         for w in aggregator.closeIdle(nowMs: wallMs) {
             windowsDelivered += 1
-            let ctx = context
-            let orders = strategy.onWindow(w, ctx)
+            let orders = strategy.onWindow(w, context)
             if !orders.isEmpty { submit(orders) }
         }
     }
@@ -192,8 +191,7 @@ public struct BacktestEngine<S: Strategy> {
         for f in fills {
             portfolio.apply(f, book: s)
             if f.remaining == 0 { portfolio.books[s].openOrders -= 1 }
-            let ctx = context
-            let orders = strategy.onFill(f, ctx)
+            let orders = strategy.onFill(f, context)
             if !orders.isEmpty { submit(orders) }
         }
     }
@@ -217,7 +215,12 @@ public struct BacktestEngine<S: Strategy> {
         let dd = peak - equity
         if dd > maxDrawdown { maxDrawdown = dd }
         if peak > 0, dd / peak > maxDrawdownPct { maxDrawdownPct = dd / peak }
+        if now >= bucketStart, now < bucketEnd, !curve.isEmpty {
+            curve[curve.count - 1] = EquityPoint(time: now, equity: equity)
+            return
+        }
         let bucket = Self.floorDiv(now, curveInterval)
+        setBucket(bucket)
         if bucket == curveBucket, !curve.isEmpty {
             curve[curve.count - 1] = EquityPoint(time: now, equity: equity)
             return
@@ -239,6 +242,13 @@ public struct BacktestEngine<S: Strategy> {
         }
         curve = out
         curveBucket = Self.floorDiv(now, curveInterval)
+        setBucket(curveBucket)
+    }
+
+    private mutating func setBucket(_ bucket: Int64) {
+        // Wrapping arithmetic: a bucket at the ends of Int64 gets an empty range and is divided for each mark.
+        bucketStart = bucket &* curveInterval
+        bucketEnd = bucketStart &+ curveInterval
     }
 
     @inline(__always) static func floorDiv(_ a: Int64, _ b: Int64) -> Int64 {

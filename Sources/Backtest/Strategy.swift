@@ -9,7 +9,7 @@ import Pipeline
 /// What a strategy may look at when called: the engine clock and the portfolio as of now.
 public struct StrategyContext {
     /// Event time now (ms): the newest trade timestamp seen. Nothing later has been delivered.
-    public let now: Int64
+    public internal(set) var now: Int64
     /// Positions, cash and open orders as of now.
     public let portfolio: Portfolio
     /// The simulated exchange's fee, so a strategy can size orders net of it.

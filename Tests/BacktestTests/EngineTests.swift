@@ -64,6 +64,40 @@ struct Recorder: Strategy {
         #expect(r.windows > 100 && r.fills > 100)
     }
 
+    /// The equity curve is the last mark of each interval, the interval being the smallest of 1 s · 2^k
+    /// that keeps it within `maxCurvePoints`, whatever coarsenings it went through on the way.
+    @Test func equityCurveIsTheLastMarkOfEachInterval() throws {
+        struct Marks: Strategy {
+            var marks: [EquityPoint] = []
+            var name: String { "marks" }
+            mutating func onTrade(_ trade: Trade, _ ctx: StrategyContext) -> [Order] {
+                marks.append(EquityPoint(time: ctx.now, equity: ctx.portfolio.equity))
+                guard marks.count % 50 == 1 else { return [] }
+                return [.market(trade.symbol, ctx.portfolio.position(trade.symbol) > 0 ? .sell : .buy, 1)]
+            }
+        }
+        for maxPoints in [2, 7, 64, 5_000] {
+            var c = BacktestConfig()
+            c.maxCurvePoints = maxPoints
+            var engine = try BacktestEngine(strategy: Marks(), config: c)
+            for t in syntheticTrades(count: 6_000) { engine.process(t) }
+            let marks = engine.strategy.marks
+            func lastPerInterval(_ interval: Int64) -> [EquityPoint] {
+                var out: [EquityPoint] = []
+                for m in marks {
+                    let bucket = { (t: Int64) in Int64((Double(t) / Double(interval)).rounded(.down)) }
+                    if let last = out.last, bucket(last.time) == bucket(m.time) { out[out.count - 1] = m } else { out.append(m) }
+                }
+                return out
+            }
+            var interval: Int64 = 1000
+            while lastPerInterval(interval).count > maxPoints { interval *= 2 }
+            let curve = engine.report().curve
+            #expect(curve == lastPerInterval(interval), "maxCurvePoints \(maxPoints)")
+            #expect(Set(marks.map(\.equity)).count > 10)
+        }
+    }
+
     /// The recording path (plain, gzip, binary tape), the in-memory path and a second run give the same bytes.
     @Test func sameInputGivesByteIdenticalReports() throws {
         let dir = tempDir()
