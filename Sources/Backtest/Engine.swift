@@ -128,7 +128,7 @@ public struct BacktestEngine<S: Strategy> {
             }
             windowBuffer.removeAll(keepingCapacity: true)
         }
-        portfolio.books[s].lastPrice = trade.price
+        portfolio.setLastPrice(trade.price, book: s)
         mark()
         let orders = strategy.onTrade(trade, context)
         if !orders.isEmpty { submit(orders) }
@@ -164,7 +164,7 @@ public struct BacktestEngine<S: Strategy> {
     /// of ours) to the portfolio and delivers it to the strategy.
     public mutating func applyExternalFill(_ fill: Fill) {
         let s = portfolio.slot(fill.symbol)
-        if portfolio.books[s].lastPrice == 0 { portfolio.books[s].lastPrice = fill.price }
+        if portfolio.books[s].lastPrice == 0 { portfolio.setLastPrice(fill.price, book: s) }
         portfolio.apply(fill, book: s)
         if fill.remaining == 0 { portfolio.books[s].openOrders -= 1 }
         if firstTime != nil { mark() }
@@ -187,7 +187,7 @@ public struct BacktestEngine<S: Strategy> {
         guard !fillBuffer.isEmpty else { return }
         let fills = fillBuffer
         fillBuffer.removeAll(keepingCapacity: true)
-        portfolio.books[s].lastPrice = trade.price
+        portfolio.setLastPrice(trade.price, book: s)
         for f in fills {
             portfolio.apply(f, book: s)
             if f.remaining == 0 { portfolio.books[s].openOrders -= 1 }

@@ -71,14 +71,27 @@ public final class Portfolio {
     public func openOrders(_ symbol: String) -> Int { find(symbol).map { books[$0].openOrders } ?? 0 }
     /// Cash plus every position marked at its last traded price.
     public var equity: Double {
+        if !equityCache.isNaN { return equityCache }
         var e = cash
         for i in open { e += books[i].position * books[i].lastPrice }
+        equityCache = e
         return e
+    }
+
+    /// ``equity`` as last computed, or NaN once a fill or a new price of an open position changed it:
+    /// the same sum, not a running one, so it is exact.
+    @exclusivity(unchecked) private var equityCache = Double.nan
+
+    /// Records the last traded price of book `i`.
+    @inline(__always) func setLastPrice(_ price: Double, book i: Int) {
+        if books[i].position != 0, books[i].lastPrice != price { equityCache = .nan }
+        books[i].lastPrice = price
     }
     /// Whether any position is non-zero.
     public var isExposed: Bool { !open.isEmpty }
 
     func apply(_ fill: Fill, book i: Int) {
+        equityCache = .nan
         let q = fill.side.sign * fill.quantity
         cash -= q * fill.price + fill.fee
         totalFees += fill.fee; fillCount += 1
