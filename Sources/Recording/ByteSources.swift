@@ -1,5 +1,4 @@
 import MarketData
-import MarketData
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
