@@ -86,11 +86,11 @@ public final class ConsumerService: Sendable {
         rebalance: RebalanceHandler = RebalanceHandler(),
         deadLettered: @Sendable ([KafkaMessage]) throws -> Void = { _ in }
     ) async throws {
-        try await run(decode: { message in
+        try await loop(decode: { message in
             message.value.withUnsafeBytes { bytes in
                 Result { () throws(TradeMessageError) in try TradeMessage.decode(bytes) }.mapError { DecodeFailure(reason: $0.reason) }
             }
-        }, records: { batch in try await handle(batch.map { (trade: $0.record, message: $0.message) }) },
+        }, pair: { (trade: $0, message: $1) }, records: handle,
         onIdle: onIdle, beforeCheckpoint: beforeCheckpoint, rebalance: rebalance, deadLettered: deadLettered)
     }
 
@@ -109,6 +109,21 @@ public final class ConsumerService: Sendable {
         beforeCheckpoint: @Sendable (_ final: Bool) async throws -> [TopicPartitionOffset]? = { _ in nil },
         rebalance: RebalanceHandler = RebalanceHandler(),
         deadLettered: @Sendable ([KafkaMessage]) throws -> Void = { _ in }
+    ) async throws {
+        try await loop(decode: decode, pair: { (record: $0, message: $1) }, records: handle,
+                       onIdle: onIdle, beforeCheckpoint: beforeCheckpoint, rebalance: rebalance, deadLettered: deadLettered)
+    }
+
+    /// The consume loop of both `run`s; `pair` builds the element the handler takes, so neither copies a batch
+    /// to relabel it.
+    private func loop<Record: Sendable, Element: Sendable>(
+        decode: @Sendable (KafkaMessage) -> Result<Record, DecodeFailure>,
+        pair: @Sendable (Record, KafkaMessage) -> Element,
+        records handle: @Sendable ([Element]) async throws -> Void,
+        onIdle: @Sendable () async throws -> Void,
+        beforeCheckpoint: @Sendable (_ final: Bool) async throws -> [TopicPartitionOffset]?,
+        rebalance: RebalanceHandler,
+        deadLettered: @Sendable ([KafkaMessage]) throws -> Void
     ) async throws {
         let log = logger
         try consumer.subscribe([options.topic], rebalance: RebalanceHandler(assigned: { [self] partitions in
@@ -145,7 +160,7 @@ public final class ConsumerService: Sendable {
             if fetched.isEmpty {
                 try await onIdle()
             } else if !batch.isEmpty {
-                var trades: [(record: Record, message: KafkaMessage)] = []
+                var trades: [Element] = []
                 trades.reserveCapacity(batch.count)
                 var rejected: [KafkaMessage] = []
                 var ends: [(TopicPartition, Int64)] = []
@@ -153,7 +168,7 @@ public final class ConsumerService: Sendable {
                 for message in batch {
                     switch decode(message) {
                     case .success(let record):
-                        trades.append((record, message))
+                        trades.append(pair(record, message))
                     case .failure(let failure):
                         try deadLetters.send(message, reason: failure.reason)
                         self.deadLettered.increment()
