@@ -133,8 +133,3 @@ extension Feed {
         }
     }
 }
-
-extension Duration {
-    /// The duration in (fractional) seconds.
-    public var inSeconds: Double { Double(components.seconds) + Double(components.attoseconds) * 1e-18 }
-}

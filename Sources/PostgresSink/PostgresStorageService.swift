@@ -139,7 +139,9 @@ public final class PostgresStorageService: Service, Sendable {
     private func assigned(_ partitions: [TopicPartition]) -> [TopicPartitionOffset] {
         let mine = partitions.filter { $0.topic == topic }.map(\.partition)
         guard !mine.isEmpty else { return [] }
-        guard let stored = blocking({ [self] in try await withRetry("read the stored offsets") { try await self.storedOffsets(mine) } }) else {
+        let read = blocking { [self] in try await withRetry("read the stored offsets") { try await self.storedOffsets(mine) } }
+        guard case .success(let stored)? = read else {
+            if case .failure(let e)? = read { logger.error("\(e); the partitions just assigned are not written by this member") }
             state.withLock { s in for p in mine { s.owned.insert(p); s.fenced.insert(p) } }
             return []
         }
@@ -158,12 +160,8 @@ public final class PostgresStorageService: Service, Sendable {
     private func revoked(_ partitions: [TopicPartition]) {
         // Batches of revoked partitions commit before the partitions go (their errors surface on the next batch).
         let tasks = inFlight.withLock { Array($0.values) }
-        if !tasks.isEmpty {
-            let done = DispatchSemaphore(value: 0)
-            Task { for t in tasks { _ = try? await t.value }; done.signal() }
-            if done.wait(timeout: .now() + 30) == .timedOut {
-                logger.warning("the batches being written were not committed within 30 s of the revocation; the database's offsets decide what the next owner writes")
-            }
+        if !tasks.isEmpty, blocking(timeout: .seconds(30), { for t in tasks { _ = try? await t.value } }) == nil {
+            logger.warning("the batches being written were not committed within 30 s of the revocation; the database's offsets decide what the next owner writes")
         }
         state.withLock { s in
             for tp in partitions where tp.topic == topic {
@@ -446,8 +444,9 @@ public final class PostgresStorageService: Service, Sendable {
         return try await race.value()
     }
 
-    /// Runs async work from a librdkafka callback thread and waits for it; nil (logged) when it failed.
-    private func blocking<T: Sendable>(_ work: @escaping @Sendable () async throws -> T) -> T? {
+    /// Runs `work` on a task and waits for its result on this thread (librdkafka's, inside a rebalance
+    /// callback), at most `timeout` when given; nil when that passed first.
+    private func blocking<T: Sendable>(timeout: Duration? = nil, _ work: @escaping @Sendable () async throws -> T) -> Result<T, any Error>? {
         let box = Mutex<Result<T, any Error>?>(nil)
         let done = DispatchSemaphore(value: 0)
         Task {
@@ -456,13 +455,12 @@ public final class PostgresStorageService: Service, Sendable {
             box.withLock { $0 = r }
             done.signal()
         }
-        done.wait()
-        switch box.withLock({ $0 })! {
-        case .success(let v): return v
-        case .failure(let e):
-            logger.error("\(e); the partitions just assigned are not written by this member")
-            return nil
+        if let timeout {
+            guard done.wait(timeout: .now() + timeout.inSeconds) == .success else { return nil }
+        } else {
+            done.wait()
         }
+        return box.withLock { $0 }
     }
 }
 
@@ -476,10 +474,6 @@ struct Millis: PostgresNonThrowingEncodable, PostgresArrayEncodable {
     func encode<E: PostgresJSONEncoder>(into buffer: inout ByteBuffer, context: PostgresEncodingContext<E>) {
         buffer.writeInteger((value - 946_684_800_000) &* 1000)
     }
-}
-
-extension Duration {
-    var inSeconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
 }
 
 /// The first of several results, handed to one waiter.
