@@ -119,10 +119,11 @@ public struct BacktestEngine<S: Strategy> {
             now = trade.timestamp
         }
         if exchange.openOrders > 0 { match(trade, s) }
-        if !config.externalWindows { aggregator.add(trade, into: &windowBuffer) } else if !received.isEmpty { releaseReceived() }
+        if !config.externalWindows { aggregator.add(trade, callerSlot: s, into: &windowBuffer) } else if !received.isEmpty { releaseReceived() }
         if !windowBuffer.isEmpty {
             for w in windowBuffer {
                 windowsDelivered += 1
+                context.slot = w.symbol == trade.symbol ? s : knownSlot(w.symbol)
                 let orders = strategy.onWindow(w, context)
                 if !orders.isEmpty { submit(orders) }
             }
@@ -130,6 +131,7 @@ public struct BacktestEngine<S: Strategy> {
         }
         portfolio.setLastPrice(trade.price, book: s)
         mark()
+        context.slot = s
         let orders = strategy.onTrade(trade, context)
         if !orders.isEmpty { submit(orders) }
     }
@@ -140,6 +142,7 @@ public struct BacktestEngine<S: Strategy> {
     public mutating func receive(_ window: WindowMetrics) {
         guard window.windowEnd <= now, firstTime != nil else { received.append(window); return }
         windowsDelivered += 1
+        context.slot = knownSlot(window.symbol)
         let orders = strategy.onWindow(window, context)
         if !orders.isEmpty { submit(orders) }
     }
@@ -168,6 +171,7 @@ public struct BacktestEngine<S: Strategy> {
         portfolio.apply(fill, book: s)
         if fill.remaining == 0 { portfolio.books[s].openOrders -= 1 }
         if firstTime != nil { mark() }
+        context.slot = s
         let orders = strategy.onFill(fill, context)
         if !orders.isEmpty { submit(orders) }
     }
@@ -177,10 +181,14 @@ public struct BacktestEngine<S: Strategy> {
         guard !config.externalWindows else { return }
         for w in aggregator.closeIdle(nowMs: wallMs) {
             windowsDelivered += 1
+            context.slot = knownSlot(w.symbol)
             let orders = strategy.onWindow(w, context)
             if !orders.isEmpty { submit(orders) }
         }
     }
+
+    /// The portfolio's slot of `symbol`, or −1 while it has no book (a window from outside).
+    private func knownSlot(_ symbol: String) -> Int { portfolio.index.index(of: symbol) ?? -1 }
 
     private mutating func match(_ trade: Trade, _ s: Int) {
         exchange.match(trade, into: &fillBuffer)
@@ -191,6 +199,7 @@ public struct BacktestEngine<S: Strategy> {
         for f in fills {
             portfolio.apply(f, book: s)
             if f.remaining == 0 { portfolio.books[s].openOrders -= 1 }
+            context.slot = s
             let orders = strategy.onFill(f, context)
             if !orders.isEmpty { submit(orders) }
         }

@@ -65,6 +65,8 @@ struct PerSymbol<State> {
     private var states: [State] = []
     private var lastSymbol = ""
     private var last = -1
+    /// Engine slot → state index (−1: not looked up yet).
+    private var bySlot: [Int32] = []
 
     @inline(__always) mutating func find(_ symbol: String) -> Int? {
         if last >= 0, symbol == lastSymbol { return last }
@@ -76,6 +78,19 @@ struct PerSymbol<State> {
     mutating func findOrAdd(_ symbol: String, _ make: () -> State) -> Int {
         if let i = find(symbol) { return i }
         states.append(make()); return index.insert(symbol).index
+    }
+
+    /// ``find(_:)`` by the engine's slot of `symbol` (``StrategyContext/slot``), which spares hashing
+    /// the symbol after its first time (the slot's symbol is still compared, so a strategy value moved
+    /// to another engine, which numbers symbols its own way, finds the right state).
+    @inline(__always) mutating func find(_ symbol: String, slot: Int) -> Int? {
+        if slot >= 0, slot < bySlot.count, bySlot[slot] >= 0, index.symbols[Int(bySlot[slot])] == symbol { return Int(bySlot[slot]) }
+        guard let i = find(symbol) else { return nil }
+        if slot >= 0 {
+            if slot >= bySlot.count { bySlot.append(contentsOf: repeatElement(-1, count: slot + 1 - bySlot.count)) }
+            bySlot[slot] = Int32(i)
+        }
+        return i
     }
 
     subscript(i: Int) -> State {
@@ -156,7 +171,7 @@ public struct VWAPReversion: Strategy {
     }
 
     public mutating func onTrade(_ trade: Trade, _ ctx: StrategyContext) -> [Order] {
-        guard let i = states.find(trade.symbol), let vwap = states[i].vwap, !states[i].busy else { return [] }
+        guard let i = states.find(trade.symbol, slot: ctx.slot), let vwap = states[i].vwap, !states[i].busy else { return [] }
         let position = ctx.portfolio.position(trade.symbol)
         if position == 0 {
             guard trade.price <= vwap * (1 - entryBps / 10_000),
@@ -214,7 +229,7 @@ public struct Breakout: Strategy {
     }
 
     public mutating func onTrade(_ trade: Trade, _ ctx: StrategyContext) -> [Order] {
-        guard let i = states.find(trade.symbol), states[i].highs.count >= lookback, !states[i].busy else { return [] }
+        guard let i = states.find(trade.symbol, slot: ctx.slot), states[i].highs.count >= lookback, !states[i].busy else { return [] }
         let position = ctx.portfolio.position(trade.symbol)
         if position == 0 {
             guard trade.price > states[i].high, states[i].change >= minChangePct,

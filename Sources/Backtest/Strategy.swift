@@ -14,6 +14,11 @@ public struct StrategyContext {
     public let portfolio: Portfolio
     /// The simulated exchange's fee, so a strategy can size orders net of it.
     public let feeBps: Double
+    /// The engine's number for the symbol of the trade, window or fill being delivered: 0, 1, 2… in
+    /// order of first appearance (traded or ordered), the same for the whole run, so per-symbol state
+    /// can be looked up by it instead of by the symbol's text; −1 for a window from outside whose
+    /// symbol has not appeared yet.
+    public internal(set) var slot: Int = 0
 }
 
 /// A trading strategy: the engine calls it with trades, closed windows and fills, in event-time order, and it

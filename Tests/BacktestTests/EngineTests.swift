@@ -1,4 +1,4 @@
-import Backtest
+@testable import Backtest
 import Feeds
 import Recording
 import MarketData
@@ -62,6 +62,45 @@ struct Recorder: Strategy {
         #expect(r.violations.isEmpty, "\(r.violations.prefix(5))")
         #expect(r.seen == trades)
         #expect(r.windows > 100 && r.fills > 100)
+    }
+
+    /// `StrategyContext.slot` numbers symbols densely from 0 in order of first appearance and gives each
+    /// trade, window and fill its symbol's number; the built-in strategies keyed by it report what they
+    /// report in an engine that numbered the symbols in another order.
+    @Test func contextSlotNumbersSymbols() throws {
+        struct Slots: Strategy {
+            var bySymbol: [String: Int] = [:]
+            var violations: [String] = []
+            var name: String { "slots" }
+            mutating func check(_ symbol: String, _ ctx: StrategyContext, _ what: String) {
+                if let known = bySymbol[symbol] {
+                    if known != ctx.slot { violations.append("\(what) of \(symbol): slot \(ctx.slot), before \(known)") }
+                } else if ctx.slot != bySymbol.count || bySymbol.values.contains(ctx.slot) {
+                    violations.append("\(what) of new symbol \(symbol): slot \(ctx.slot) with \(bySymbol.count) known")
+                } else { bySymbol[symbol] = ctx.slot }
+            }
+            mutating func onTrade(_ trade: Trade, _ ctx: StrategyContext) -> [Order] {
+                check(trade.symbol, ctx, "trade")
+                return bySymbol.count % 2 == 0 && Int(trade.timestamp) % 7 == 0 ? [.market(trade.symbol, .buy, 1)] : []
+            }
+            mutating func onWindow(_ w: WindowMetrics, _ ctx: StrategyContext) -> [Order] { check(w.symbol, ctx, "window"); return [] }
+            mutating func onFill(_ f: Fill, _ ctx: StrategyContext) -> [Order] { check(f.symbol, ctx, "fill"); return [] }
+        }
+        let symbols = (0..<12).map { "SYM\($0)" }
+        let trades = syntheticTrades(count: 20_000, symbols: symbols)
+        var engine = try BacktestEngine(strategy: Slots(), config: BacktestConfig())
+        for t in trades { engine.process(t) }
+        #expect(engine.strategy.violations.isEmpty, "\(engine.strategy.violations.prefix(3))")
+        #expect(engine.strategy.bySymbol.count == 12)
+        #expect(engine.report().fills > 0 && engine.report().windows > 0)
+
+        // Per-symbol strategy state looked up by slot: a value moved to an engine that numbers the
+        // symbols otherwise still finds each symbol's own state.
+        var states = PerSymbol<String>()
+        for s in symbols { _ = states.findOrAdd(s) { s } }
+        for (slot, s) in symbols.enumerated() { #expect(states.find(s, slot: slot).map { states[$0] } == s) }
+        for (slot, s) in symbols.reversed().enumerated() { #expect(states.find(s, slot: slot).map { states[$0] } == s) }
+        #expect(states.find("ABSENT", slot: 0) == nil && states.find("SYM3", slot: -1).map { states[$0] } == "SYM3")
     }
 
     /// The equity curve is the last mark of each interval, the interval being the smallest of 1 s · 2^k

@@ -198,4 +198,26 @@ func isOrdered(_ m: [WindowMetrics]) -> Bool {
         _ = agg.add(Trade(symbol: "N", price: 1, timestamp: 0, volume: -1))
         #expect(agg.invalidTrades == 2 && agg.flushAll().isEmpty)
     }
+
+    /// A caller's own slots (numbered in another order than the aggregator's) give the output of the
+    /// plain `add`: the same windows in the same order, late and invalid counts, watermarks.
+    @Test func callerSlotsGiveTheSameOutput() throws {
+        let symbols = (0..<30).map { "S\($0)" }
+        var trades = randomTrades(seed: 7, count: 40_000, symbols: symbols, latenessMs: 5_000)
+        trades.insert(Trade(symbol: "S3", price: .infinity, timestamp: trades[0].timestamp, volume: 1), at: 100)
+        let c = WindowConfig(windowMs: 30_000, hopMs: 5_000, allowedLatenessMs: 5_000, idleGraceMs: 0)
+        var plain = try WindowAggregator(config: c), slotted = try WindowAggregator(config: c)
+        let order = symbols.reversed().map { $0 }
+        var a: [WindowMetrics] = [], b: [WindowMetrics] = []
+        for t in trades {
+            plain.add(t, into: &a)
+            slotted.add(t, callerSlot: order.firstIndex(of: t.symbol)!, into: &b)
+        }
+        #expect(a.count > 1_000)
+        #expect(a == b)
+        #expect(plain.flushAll() == slotted.flushAll())
+        #expect(plain.lateTradeCounts == slotted.lateTradeCounts && plain.lateTradeTotal > 0)
+        #expect(plain.invalidTrades == 1 && slotted.invalidTrades == 1)
+        for s in symbols { #expect(plain.watermark(for: s) == slotted.watermark(for: s)) }
+    }
 }
