@@ -103,8 +103,6 @@ public struct WindowAggregator: Sendable {
     private let hop: Int64, length: Int64, lateness: Int64, panesPerWindow: Int64, ringSize: Int
     private var states: [SymbolState] = []
     private var indexBySymbol = SymbolIndex()
-    /// ``add(_:callerSlot:into:)``'s slots → state indexes (−1: not seen yet).
-    private var byCallerSlot: [Int32] = []
     private var panes: [Pane] = []
     /// Trades ignored because of a non-finite price/volume or a negative volume.
     public private(set) var invalidTrades = 0
@@ -155,26 +153,17 @@ public struct WindowAggregator: Sendable {
     }
 
     /// ``add(_:into:)`` for a caller that numbers symbols itself: `callerSlot` is its dense index (0, 1,
-    /// 2…) of `trade.symbol`, the same for every trade of that symbol and never given to another. It
-    /// spares the symbol lookup; the output is the same.
+    /// 2…) of `trade.symbol` (``SymbolIndex/insert(_:slot:)``), which spares hashing the symbol; the
+    /// output is the same.
     public mutating func add(_ trade: Trade, callerSlot: Int, into out: inout [WindowMetrics]) {
         precondition(callerSlot >= 0, "caller slots start at 0")
         guard trade.price.isFinite, trade.volume.isFinite, trade.volume >= 0 else { invalidTrades += 1; return }
-        if callerSlot < byCallerSlot.count, byCallerSlot[callerSlot] >= 0 {
-            let s = Int(byCallerSlot[callerSlot])
-            assert(states[s].symbol == trade.symbol, "caller slot \(callerSlot) given to two symbols")
-            update(trade, s, into: &out)
-            return
-        }
-        let s = state(of: trade.symbol)
-        if callerSlot >= byCallerSlot.count { byCallerSlot.append(contentsOf: repeatElement(-1, count: callerSlot + 1 - byCallerSlot.count)) }
-        byCallerSlot[callerSlot] = Int32(s)
-        update(trade, s, into: &out)
+        update(trade, state(of: trade.symbol, slot: callerSlot), into: &out)
     }
 
-    /// The state index of `symbol`, created at its first trade.
-    @inline(__always) private mutating func state(of symbol: String) -> Int {
-        let (s, isNew) = indexBySymbol.insert(symbol)
+    /// The state index of `symbol` (found by the caller's `slot` when one is given), created at its first trade.
+    @inline(__always) private mutating func state(of symbol: String, slot: Int = -1) -> Int {
+        let (s, isNew) = indexBySymbol.insert(symbol, slot: slot)
         if isNew {
             states.append(SymbolState(symbol: symbol, base: panes.count))
             panes.append(contentsOf: repeatElement(Pane(), count: ringSize))

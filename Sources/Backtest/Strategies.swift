@@ -65,8 +65,6 @@ struct PerSymbol<State> {
     private var states: [State] = []
     private var lastSymbol = ""
     private var last = -1
-    /// Engine slot → state index (−1: not looked up yet).
-    private var bySlot: [Int32] = []
 
     @inline(__always) mutating func find(_ symbol: String) -> Int? {
         if last >= 0, symbol == lastSymbol { return last }
@@ -81,17 +79,9 @@ struct PerSymbol<State> {
     }
 
     /// ``find(_:)`` by the engine's slot of `symbol` (``StrategyContext/slot``), which spares hashing
-    /// the symbol after its first time (the slot's symbol is still compared, so a strategy value moved
-    /// to another engine, which numbers symbols its own way, finds the right state).
-    @inline(__always) mutating func find(_ symbol: String, slot: Int) -> Int? {
-        if slot >= 0, slot < bySlot.count, bySlot[slot] >= 0, index.symbols[Int(bySlot[slot])] == symbol { return Int(bySlot[slot]) }
-        guard let i = find(symbol) else { return nil }
-        if slot >= 0 {
-            if slot >= bySlot.count { bySlot.append(contentsOf: repeatElement(-1, count: slot + 1 - bySlot.count)) }
-            bySlot[slot] = Int32(i)
-        }
-        return i
-    }
+    /// the symbol after its first time (``SymbolIndex/index(of:slot:)``: a strategy value moved to
+    /// another engine, which numbers symbols its own way, still finds the right state).
+    @inline(__always) mutating func find(_ symbol: String, slot: Int) -> Int? { index.index(of: symbol, slot: slot) }
 
     subscript(i: Int) -> State {
         get { states[i] }

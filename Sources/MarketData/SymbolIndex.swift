@@ -18,6 +18,8 @@ public struct SymbolIndex: Sendable {
     @usableFromInline var table: [Int32] = []
     /// Set once a probe grew past `maxProbe`; from then on it alone is used.
     @usableFromInline var byName: [String: Int]?
+    /// A caller's own numbers for symbols (``insert(_:slot:)``, ``index(of:slot:)``) → indexes; −1 unknown.
+    @usableFromInline var bySlot: [Int32] = []
     @usableFromInline let maxProbe: Int
 
     public init() { maxProbe = 32 }
@@ -44,6 +46,37 @@ public struct SymbolIndex: Sendable {
         return (append(symbol), true)
     }
 
+    /// ``insert(_:)`` for a caller that numbers symbols itself: `slot` is its dense number (0, 1, 2…)
+    /// for `symbol`, or negative for none. After the first time the index is found by the slot and
+    /// the symbol only compared with its own, which spares the hash; a slot later given to another
+    /// symbol costs a lookup, never a wrong index.
+    @inlinable @inline(__always) public mutating func insert(_ symbol: String, slot: Int) -> (index: Int, inserted: Bool) {
+        if let i = remembered(symbol, slot) { return (i, false) }
+        let found = insert(symbol)
+        remember(slot, found.index)
+        return found
+    }
+
+    /// ``index(of:)`` by the caller's number for `symbol`, as ``insert(_:slot:)`` (it never inserts).
+    @inlinable @inline(__always) public mutating func index(of symbol: String, slot: Int) -> Int? {
+        if let i = remembered(symbol, slot) { return i }
+        guard let i = index(of: symbol) else { return nil }
+        remember(slot, i)
+        return i
+    }
+
+    @inlinable @inline(__always) func remembered(_ symbol: String, _ slot: Int) -> Int? {
+        guard slot >= 0, slot < bySlot.count else { return nil }
+        let i = Int(bySlot[slot])
+        return i >= 0 && symbols[i] == symbol ? i : nil
+    }
+
+    @usableFromInline mutating func remember(_ slot: Int, _ i: Int) {
+        guard slot >= 0 else { return }
+        if slot >= bySlot.count { bySlot.append(contentsOf: repeatElement(-1, count: slot + 1 - bySlot.count)) }
+        bySlot[slot] = Int32(i)
+    }
+
     /// Adds `symbol`, which is not in the index yet; returns its index.
     @usableFromInline @inline(never) mutating func append(_ symbol: String) -> Int {
         symbols.append(symbol)
@@ -55,12 +88,7 @@ public struct SymbolIndex: Sendable {
             return i
         }
         let (_, slot, length) = probe(symbol, Self.hash(symbol))
-        if length > maxProbe {
-            byName = Dictionary(uniqueKeysWithValues: symbols.enumerated().map { ($1, $0) })
-            table = []
-        } else {
-            table[slot] = Int32(i + 1)
-        }
+        if length > maxProbe { moveToDictionary() } else { table[slot] = Int32(i + 1) }
         return i
     }
 
@@ -87,13 +115,15 @@ public struct SymbolIndex: Sendable {
             var slot = Int(truncatingIfNeeded: Self.hash(s)) & mask
             var length = 1
             while table[slot] != 0 { slot = (slot + 1) & mask; length += 1 }
-            if length > maxProbe {
-                byName = Dictionary(uniqueKeysWithValues: symbols.enumerated().map { ($1, $0) })
-                table = []
-                return
-            }
+            if length > maxProbe { moveToDictionary(); return }
             table[slot] = Int32(i + 1)
         }
+    }
+
+    /// From now on every symbol is found through `byName`.
+    private mutating func moveToDictionary() {
+        byName = Dictionary(uniqueKeysWithValues: symbols.enumerated().map { ($1, $0) })
+        table = []
     }
 
     /// A 64-bit multiply-mix of the UTF-8 bytes of an ASCII symbol, or of the NFC form of any other;
