@@ -58,7 +58,10 @@ public struct BacktestEngine<S: Strategy> {
     private var exchange: TapeMatcher
     private var nextOrderID = 1
     /// Event time now: the newest trade timestamp seen (ms).
-    public private(set) var now: Int64 = .min { didSet { context.now = now } }
+    public private(set) var now: Int64 {
+        get { context.now }
+        set { context.now = newValue }
+    }
     public private(set) var firstTime: Int64?
     public private(set) var tradesProcessed = 0
     public private(set) var ordersSubmitted = 0
@@ -70,9 +73,8 @@ public struct BacktestEngine<S: Strategy> {
     private var maxDrawdownPct = 0.0
     private var curve: [EquityPoint] = []
     private var curveInterval: Int64 = 1000
-    private var curveBucket: Int64 = .min
-    /// The event times of `curveBucket`: `[bucketStart, bucketEnd)`, so a mark within it divides nothing.
-    private var bucketStart: Int64 = .max, bucketEnd: Int64 = .min
+    /// The curve's last bucket and its event times `[bucketStart, bucketEnd)`, so a mark within it divides nothing.
+    private var curveBucket: Int64 = .min, bucketStart: Int64 = .max, bucketEnd: Int64 = .min
     private var windowBuffer: [WindowMetrics] = []
     private var received: [WindowMetrics] = []
     private var outgoing: [(id: Int, order: Order)] = []
@@ -94,7 +96,7 @@ public struct BacktestEngine<S: Strategy> {
         context = StrategyContext(now: .min, portfolio: portfolio, feeBps: config.feeBps)
     }
 
-    /// What the strategy is handed; kept in step with `now`, so a call borrows it instead of building one.
+    /// What the strategy is handed; it holds the clock (`now`), so a call borrows it instead of building one.
     private var context: StrategyContext
 
     /// Feeds trades in order; see the type's contract.
@@ -149,6 +151,7 @@ public struct BacktestEngine<S: Strategy> {
 
     private mutating func releaseReceived() {
         var due: [WindowMetrics] = []
+        let now = now
         received.removeAll { w in
             guard w.windowEnd <= now else { return false }
             due.append(w)
@@ -224,17 +227,16 @@ public struct BacktestEngine<S: Strategy> {
         let dd = peak - equity
         if dd > maxDrawdown { maxDrawdown = dd }
         if peak > 0, dd / peak > maxDrawdownPct { maxDrawdownPct = dd / peak }
-        if now >= bucketStart, now < bucketEnd, !curve.isEmpty {
+        var sameBucket = now >= bucketStart && now < bucketEnd
+        if !sameBucket {
+            let bucket = Self.floorDiv(now, curveInterval)
+            sameBucket = bucket == curveBucket
+            setBucket(bucket)
+        }
+        if sameBucket, !curve.isEmpty {
             curve[curve.count - 1] = EquityPoint(time: now, equity: equity)
             return
         }
-        let bucket = Self.floorDiv(now, curveInterval)
-        setBucket(bucket)
-        if bucket == curveBucket, !curve.isEmpty {
-            curve[curve.count - 1] = EquityPoint(time: now, equity: equity)
-            return
-        }
-        curveBucket = bucket
         curve.append(EquityPoint(time: now, equity: equity))
         if curve.count > config.maxCurvePoints { coarsen() }
     }
@@ -250,11 +252,11 @@ public struct BacktestEngine<S: Strategy> {
             } else { out.append(p) }
         }
         curve = out
-        curveBucket = Self.floorDiv(now, curveInterval)
-        setBucket(curveBucket)
+        setBucket(Self.floorDiv(now, curveInterval))
     }
 
     private mutating func setBucket(_ bucket: Int64) {
+        curveBucket = bucket
         // Wrapping arithmetic: a bucket at the ends of Int64 gets an empty range and is divided for each mark.
         bucketStart = bucket &* curveInterval
         bucketEnd = bucketStart &+ curveInterval
