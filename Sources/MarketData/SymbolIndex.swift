@@ -14,7 +14,8 @@ import Foundation
 public struct SymbolIndex: Sendable {
     public static var linearLimit: Int { 8 }
     public private(set) var symbols: [String] = []
-    /// Slot → symbol index + 1 (0 is empty); its count is a power of two, at most half full.
+    /// Slot → symbol index + 1 (0 is empty); its count is a power of two, at most a quarter full, so
+    /// ordinary symbols stay far from `maxProbe`.
     @usableFromInline var table: [Int32] = []
     /// Set once a probe grew past `maxProbe`; from then on it alone is used.
     @usableFromInline var byName: [String: Int]?
@@ -83,8 +84,8 @@ public struct SymbolIndex: Sendable {
         let i = symbols.count - 1
         if symbols.count <= Self.linearLimit { return i }
         if byName != nil { byName![symbol] = i; return i }
-        if table.isEmpty || symbols.count * 2 > table.count {
-            rebuild(capacity: Swift.max(4 * Self.linearLimit, table.count * 2))
+        if table.isEmpty || symbols.count * 4 > table.count {
+            rebuild(capacity: Swift.max(8 * Self.linearLimit, table.count * 2))
             return i
         }
         let (_, slot, length) = probe(symbol, Self.hash(symbol))
