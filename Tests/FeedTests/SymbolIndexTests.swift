@@ -52,6 +52,26 @@ import Testing
 }
 
 extension SymbolIndexTests {
+    /// Found by a caller's own numbers: the same indexes as by name, at every size; a slot later given
+    /// to another symbol finds that symbol's index; a negative slot is none.
+    @Test func callerSlotsFindTheSameIndexes() {
+        for count in [5, 40, 3_000] {
+            let symbols = (0..<count).map { "BINANCE:PAIR\($0)" }
+            var bySlot = SymbolIndex()
+            for round in 0..<2 {
+                for (slot, s) in symbols.enumerated().reversed() {
+                    let got = bySlot.insert(s, slot: slot)
+                    #expect(got.index == count - 1 - slot && got.inserted == (round == 0))
+                    #expect(bySlot.index(of: s, slot: slot) == got.index)
+                }
+            }
+            #expect(bySlot.index(of: symbols[0], slot: 1) == bySlot.index(of: symbols[0]))
+            #expect(bySlot.index(of: "ABSENT", slot: 0) == nil && bySlot.insert(symbols[2], slot: -1).index == bySlot.index(of: symbols[2]))
+            #expect(bySlot.index(of: symbols[1], slot: 0) == bySlot.index(of: symbols[1]))
+            #expect(bySlot.index(of: symbols[0], slot: 0) == bySlot.index(of: symbols[0]))
+        }
+    }
+
     /// Spellings `String`'s `==` takes as equal (composed and decomposed "é", the Kelvin sign and "K")
     /// are one symbol, as in a `Dictionary`, whether the index compares or hashes.
     @Test func canonicallyEquivalentSpellingsAreOneSymbol() {
