@@ -360,7 +360,11 @@ struct Pack: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Write a recording's compact binary form (a tape), checked against the recording trade for trade.",
         discussion: """
-            A tape holds the same frames, receive times and line numbers, each trade as a 32-byte record with             the exact price and volume. The tape is read back and compared with the recording before it is             renamed into place, so a tape that exists is verified. Everything that reads recordings reads tapes:             `replay play` (and seek), `sim-exchange --replay` and `backtest`, which reads the trade records             directly. Format: docs/RECORDING_FORMAT.md.
+            A tape holds the same frames, receive times and line numbers, each trade as a 32-byte record with the \
+            exact price and volume. The tape is read back and compared with the recording before it is renamed into \
+            place, so a tape that exists is verified. Everything that reads recordings reads tapes: `replay play` \
+            (and seek), `sim-exchange --replay` and `backtest`, which reads the trade records directly. Format: \
+            docs/RECORDING_FORMAT.md.
 
             Examples:
               replay pack recordings/btc.jsonl --out btc.mstape
