@@ -232,7 +232,7 @@ extension FinnhubCodec {
 
     /// Values already built in one frame: its symbols, and its condition lists by where their bytes are.
     private struct FrameMemo {
-        var symbols: [String] = []
+        var symbols: [JSONScanner.SeenString] = []
         var conditions: [(start: Int, end: Int, value: [String]?)] = []
         init() { symbols.reserveCapacity(8); conditions.reserveCapacity(4) }
     }

@@ -115,6 +115,7 @@ public enum TradeMessage {
                         guard s.peek() == UInt8(ascii: "[") else { throw try invalid("conditions must be an array of strings or null", &s, start) }
                         var list: [String] = []
                         if try s.enterArray() {
+                            list.reserveCapacity(4)
                             repeat {
                                 guard s.peek() == UInt8(ascii: "\"") else {
                                     throw try invalid("conditions must be an array of strings or null", &s, start)
