@@ -238,9 +238,9 @@ package struct JSONScanner {
             let c = bytes[i]
             if c == UInt8(ascii: "\"") {
                 let count = i - start
-                for candidate in recent where candidate.count == count && count > 0 && equalBytes(start, candidate.start, count) {
+                for k in recent.indices where recent[k].count == count && count > 0 && equalBytes(start, recent[k].start, count) {
                     pos = i + 1
-                    return candidate.value
+                    return recent[k].value
                 }
                 let raw = UnsafeRawBufferPointer(rebasing: bytes[start..<i])
                 let s: String
