@@ -47,12 +47,12 @@ public enum Backtest {
     }
 
     static func runFile<S: Strategy>(_ path: String, _ format: InputFormat, _ strategy: S, _ config: BacktestConfig,
-                                     _ skipBad: Bool) throws(BacktestFailure) -> BacktestResult {
+                                     _ skipBad: Bool, rawTurns: TapeReader.RawTurns = .whenEngineWaits) throws(BacktestFailure) -> BacktestResult {
         guard FileManager.default.fileExists(atPath: path) else { throw BacktestFailure("\(path): no such file") }
         var engine = try BacktestEngine(strategy: strategy, config: config)
         let start = DispatchTime.now().uptimeNanoseconds
         let queue = ChunkQueue(depth: 8)
-        let reader = Thread { TapeReader.read(path: path, format: format.resolved(for: path), skipBad: skipBad, into: queue) }
+        let reader = Thread { TapeReader.read(path: path, format: format.resolved(for: path), skipBad: skipBad, rawTurns: rawTurns, into: queue) }
         reader.name = "backtest-reader"
         reader.start()
         var decoded: [Trade] = []
@@ -127,15 +127,27 @@ public enum DurationText {
 }
 
 /// Reads a file on its own thread and hands its trades to the engine in order, in chunks. Of a recording, it
-/// decodes half the frames' bytes and leaves the other half to the engine's thread (`raw`, in turns of
-/// ``rawChunkBytes``), so reading, decoding and the engine share two cores: reading plus decoding half takes
-/// about what the engine plus decoding the other half takes.
+/// decodes the frames in turns of ``rawChunkBytes``; when the engine's thread is waiting for trades (fewer
+/// than ``busyEngine`` chunks queued) a turn goes to that thread undecoded (`raw`), so reading, decoding and
+/// the engine share two cores whichever of them is slower for this strategy and file.
 enum TapeReader {
     static let chunkSize = 4096
-    /// A raw chunk holds about this many bytes of frames (some 4,000 trades).
+    /// A turn of frames holds about this many bytes (some 4,000 trades).
     static let rawChunkBytes = 256 << 10
+    /// Chunks queued at which the engine's thread counts as busy: the reader then decodes the next turn itself.
+    static let busyEngine = 2
 
-    static func read(path: String, format: InputFormat, skipBad: Bool, into queue: ChunkQueue) {
+    /// Which turns of a recording the reader leaves to the engine's thread.
+    enum RawTurns: Sendable {
+        /// The turns that start while the engine's thread is waiting (fewer than ``busyEngine`` chunks queued).
+        case whenEngineWaits
+        /// Every other turn, whatever the threads' speeds.
+        case everyOther
+        /// None: the reader decodes every frame.
+        case never
+    }
+
+    static func read(path: String, format: InputFormat, skipBad: Bool, rawTurns: RawTurns = .whenEngineWaits, into queue: ChunkQueue) {
         var chunk: [Trade] = []
         chunk.reserveCapacity(chunkSize + 64)
         func emit(_ trades: [Trade]) {
@@ -157,10 +169,17 @@ enum TapeReader {
             case .recording, .auto:
                 let reader = try RecordingReader(path: path, skipBad: skipBad, validateFrames: false)
                 var raw = RawChunk()
-                // Bytes of frames decoded here since the last raw chunk: the turns are by bytes, as a
-                // frame may hold one trade or hundreds.
+                // Bytes of frames decoded here in this turn: turns are by bytes, as a frame may hold one
+                // trade or hundreds.
                 var decodedBytes = 0
                 while let f = try reader.nextRaw(checkUTF8: false) {
+                    if decodedBytes >= rawChunkBytes, raw.lines.isEmpty {
+                        switch rawTurns {
+                        case .whenEngineWaits: if queue.count >= busyEngine { decodedBytes = 0 }
+                        case .everyOther: break
+                        case .never: decodedBytes = 0
+                        }
+                    }
                     if decodedBytes >= rawChunkBytes {
                         if raw.lines.isEmpty, !chunk.isEmpty {
                             // The decoded trades before the raw turn go first: the engine sees the file's order.

@@ -18,6 +18,9 @@ public final class BlockingQueue<Item: Sendable>: Sendable {
         free.signal()
     }
 
+    /// Items waiting to be taken now (a snapshot: the other side may change it at once).
+    public var count: Int { items.withLock { $0.count } }
+
     public func put(_ item: Item) {
         if !stopped {
             free.wait()

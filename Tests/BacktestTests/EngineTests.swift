@@ -158,6 +158,12 @@ struct Recorder: Strategy {
             #expect(a.jsonBytes() == b.jsonBytes() && a.svg() == b.svg() && a.html() == b.html())
             #expect(a == g && a == m)
             #expect(a.jsonBytes() == t.jsonBytes(), "the tape gives the recording's report (\(name))")
+            // Frames decoded on the engine's thread in every other turn, and none: the same report as
+            // whatever split the threads' speeds gave above.
+            for turns in [TapeReader.RawTurns.everyOther, .never] {
+                let r = try Backtest.runFile(dir + "/s.jsonl", .auto, try Strategies.make(name, parameters: []), c, false, rawTurns: turns).report
+                #expect(r.jsonBytes() == a.jsonBytes(), "\(name), \(turns)")
+            }
             #expect(a.trades == 30_000 && a.fills > 0, "\(name)")
             let json = try JSONSerialization.jsonObject(with: Data(a.jsonBytes())) as! [String: Any]
             #expect(json["strategy"] as? String == name && (json["equity_curve"] as? [Any])?.isEmpty == false)
