@@ -271,7 +271,8 @@ public final class RecordingReader {
     /// The first 100 problems skipped because of `skipBad`.
     public private(set) var problems: [RecordingError] = []
     public private(set) var framesRead = 0
-    private let lines: LineReader
+    /// The lines of a text recording; nil for a tape, which is read through `tape`.
+    private let lines: LineReader?
     private var lastNs: Int64 = .min
     /// The clock before the frame just returned, and that frame's line: a frame the caller reports
     /// bad does not move the clock.
@@ -295,11 +296,13 @@ public final class RecordingReader {
         if BinaryTape.isTape(path: path) {
             let tape = try BinaryTape(path: path)
             self.tape = tape; tapeAt = tape.framesStart; header = tape.header
-            do { lines = LineReader(try FileInput(path: path)) } catch { throw Self.map(error, path: path, after: 0) }
+            lines = nil
             return
         }
         tape = nil
+        let lines: LineReader
         do { lines = LineReader(try openInput(path: path)) } catch { throw Self.map(error, path: path, after: 0) }
+        self.lines = lines
         let first: UnsafeBufferPointer<UInt8>?
         do { first = try lines.next() } catch { throw Self.map(error, path: path, after: 0) }
         guard let first else { throw RecordingError(.missingHeader, path: path, line: 1, "missing header: the file is empty") }
@@ -333,6 +336,7 @@ public final class RecordingReader {
     /// With `checkUTF8: false` the frame's UTF-8 is not validated (a decoder that validates it anyway is faster).
     public func nextRaw(checkUTF8: Bool = true) throws(RecordingError) -> RawFrame? {
         if let tape { return try nextOfTape(tape) }
+        guard let lines else { return nil }
         while !done {
             let raw: UnsafeBufferPointer<UInt8>?
             do { raw = try lines.next() } catch {
@@ -428,14 +432,14 @@ public final class RecordingReader {
     }
 
     /// Where the line of the last frame returned starts, in the file's uncompressed bytes.
-    public var lastFrameOffset: Int { tape == nil ? lines.lastLineOffset : tapeLast }
+    public var lastFrameOffset: Int { lines?.lastLineOffset ?? tapeLast }
 
     /// Whether the file is gzip-compressed.
-    public var isCompressed: Bool { lines.input is InflateInput }
+    public var isCompressed: Bool { lines?.input is InflateInput }
 
     /// The gzip members seen so far: where each starts in the file and in the uncompressed bytes.
     public var gzipMembers: [RecordingIndex.Member] {
-        ((lines.input as? InflateInput)?.memberStarts ?? []).map { RecordingIndex.Member(compressed: $0.compressed, uncompressed: $0.uncompressed) }
+        ((lines?.input as? InflateInput)?.memberStarts ?? []).map { RecordingIndex.Member(compressed: $0.compressed, uncompressed: $0.uncompressed) }
     }
 
     /// Continues reading at the line starting at uncompressed byte `offset`, which is line `line` of the
@@ -443,7 +447,7 @@ public final class RecordingReader {
     /// `members` at or before it (each member stands alone), else from the start, inflating up to it.
     /// The order check starts over (a seek may go back in time).
     public func reposition(offset: Int, line: Int, members: [RecordingIndex.Member] = []) throws(RecordingError) {
-        if tape != nil { tapeAt = offset; lastNs = .min; previousNs = .min; return }
+        guard let lines else { tapeAt = offset; lastNs = .min; previousNs = .min; return }
         do throws(SourceError) {
             if lines.input is InflateInput {
                 let member = members.last { $0.uncompressed <= offset } ?? RecordingIndex.Member(compressed: 0, uncompressed: 0)
@@ -470,7 +474,7 @@ public final class RecordingReader {
 
     /// How far through the input file reading is (0…1), by bytes of the file (compressed bytes for gzip).
     public var inputFraction: Double? {
-        guard let tape else { return lines.inputFraction }
+        guard let tape else { return lines?.inputFraction }
         return Double(tapeAt - tape.framesStart) / Double(max(1, tape.framesEnd - tape.framesStart))
     }
 
