@@ -46,7 +46,7 @@ public final class AggregatorService: Service, Sendable {
         public var liveThreshold: Int64 = 60_000
         /// Called with each batch once its windows and alerts are handed to the producer
         /// (`bench` times end-to-end latency here). Runs on the consuming task; keep it short.
-        public var onProcessed: (@Sendable ([(trade: Trade, message: KafkaMessage)]) -> Void)?
+        public var onProcessed: (@Sendable (TradeBatch) -> Void)?
         public init() {}
     }
 
@@ -145,13 +145,14 @@ public final class AggregatorService: Service, Sendable {
             try shared.withLock { s throws in
                 if let failure = s.failure { throw failure }
                 var out = Outputs()
+                let messages = batch.messages
                 var i = 0
-                while i < batch.count {
-                    let p = batch[i].message.partition
+                while i < messages.count {
+                    let p = messages[i].partition
                     var end = i + 1
-                    while end < batch.count && batch[end].message.partition == p { end += 1 }
+                    while end < messages.count && messages[end].partition == p { end += 1 }
                     if s.partitions[p] != nil {
-                        process(batch[i..<end], partition: p, in: &s.partitions[p]!, into: &out)
+                        process(batch, i..<end, partition: p, in: &s.partitions[p]!, into: &out)
                     }
                     i = end
                 }
@@ -195,22 +196,24 @@ public final class AggregatorService: Service, Sendable {
         var alerts: [(Alert, Int32, Position)] = []
     }
 
-    /// Trades of one partition in offset order; records fetched before the partition was (re)taken
-    /// and offsets already processed are skipped.
-    private func process(_ run: ArraySlice<(trade: Trade, message: KafkaMessage)>, partition: Int32,
+    /// The trades at `range` of `batch`, all of one partition, in offset order; records fetched before
+    /// the partition was (re)taken and offsets already processed are skipped.
+    private func process(_ batch: TradeBatch, _ range: Range<Int>, partition: Int32,
                          in ps: inout PartitionState, into out: inout Outputs) {
         var windows: [WindowMetrics] = []
-        for (trade, message) in run where message.generation >= ps.generation && message.offset >= ps.nextOffset {
-            ps.nextOffset = message.offset + 1
+        let trades = batch.trades, messages = batch.messages
+        for k in range where messages[k].generation >= ps.generation && messages[k].offset >= ps.nextOffset {
+            let offset = messages[k].offset
+            ps.nextOffset = offset + 1
             ps.changed = true
-            if trade.timestamp > ps.newest { ps.newest = trade.timestamp }
-            ps.position = Position(offset: message.offset, index: 0)
-            ps.aggregator.add(trade, into: &windows)
+            if trades[k].timestamp > ps.newest { ps.newest = trades[k].timestamp }
+            ps.position = Position(offset: offset, index: 0)
+            ps.aggregator.add(trades[k], into: &windows)
             if !windows.isEmpty {
                 for w in windows { emit(w, partition: partition, in: &ps, into: &out) }
                 windows.removeAll(keepingCapacity: true)
             }
-            for a in ps.alerts.evaluate(trade) {
+            for a in ps.alerts.evaluate(trades[k]) {
                 let pos = next(&ps)
                 if !isWritten(a, pos, ps.written) { out.alerts.append((a, partition, pos)) }
             }

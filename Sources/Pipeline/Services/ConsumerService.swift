@@ -69,7 +69,7 @@ public final class ConsumerService: Sendable {
 
     /// The per-batch work of a service: it gets the batch's valid trades (poison records are
     /// already dead-lettered) and returns once the batch's outputs are enqueued.
-    public typealias BatchHandler = @Sendable ([(trade: Trade, message: KafkaMessage)]) async throws -> Void
+    public typealias BatchHandler = @Sendable (TradeBatch) async throws -> Void
 
     /// Subscribes and processes until graceful shutdown. `onIdle` runs when no record arrived for a
     /// checkpoint interval. `beforeCheckpoint` (`final` on shutdown) runs before every commit: when it returns offsets,
@@ -90,7 +90,7 @@ public final class ConsumerService: Sendable {
             message.value.withUnsafeBytes { bytes in
                 Result { () throws(TradeMessageError) in try TradeMessage.decode(bytes) }.mapError { DecodeFailure(reason: $0.reason) }
             }
-        }, pair: { (trade: $0, message: $1) }, records: handle,
+        }, records: { trades, messages in try await handle(TradeBatch(trades: trades, messages: messages)) },
         onIdle: onIdle, beforeCheckpoint: beforeCheckpoint, rebalance: rebalance, deadLettered: deadLettered)
     }
 
@@ -110,16 +110,17 @@ public final class ConsumerService: Sendable {
         rebalance: RebalanceHandler = RebalanceHandler(),
         deadLettered: @Sendable ([KafkaMessage]) throws -> Void = { _ in }
     ) async throws {
-        try await loop(decode: decode, pair: { (record: $0, message: $1) }, records: handle,
-                       onIdle: onIdle, beforeCheckpoint: beforeCheckpoint, rebalance: rebalance, deadLettered: deadLettered)
+        try await loop(decode: decode, records: { records, messages in
+            try await handle(zip(records, messages).map { (record: $0, message: $1) })
+        }, onIdle: onIdle, beforeCheckpoint: beforeCheckpoint, rebalance: rebalance, deadLettered: deadLettered)
     }
 
-    /// The consume loop of both `run`s; `pair` builds the element the handler takes, so neither copies a batch
-    /// to relabel it.
-    private func loop<Record: Sendable, Element: Sendable>(
+    /// The consume loop of both `run`s. `handle` gets the decoded records and, at the same index, the
+    /// record each came from: the fetched batch itself unless one was dead-lettered, so no record is
+    /// copied on the way.
+    private func loop<Record: Sendable>(
         decode: @Sendable (KafkaMessage) -> Result<Record, DecodeFailure>,
-        pair: @Sendable (Record, KafkaMessage) -> Element,
-        records handle: @Sendable ([Element]) async throws -> Void,
+        records handle: @Sendable ([Record], [KafkaMessage]) async throws -> Void,
         onIdle: @Sendable () async throws -> Void,
         beforeCheckpoint: @Sendable (_ final: Bool) async throws -> [TopicPartitionOffset]?,
         rebalance: RebalanceHandler,
@@ -160,31 +161,36 @@ public final class ConsumerService: Sendable {
             if fetched.isEmpty {
                 try await onIdle()
             } else if !batch.isEmpty {
-                var trades: [Element] = []
-                trades.reserveCapacity(batch.count)
+                var records: [Record] = []
+                records.reserveCapacity(batch.count)
+                // The records kept, once one was not (nil while all are).
+                var kept: [KafkaMessage]?
                 var rejected: [KafkaMessage] = []
                 var ends: [(TopicPartition, Int64)] = []
                 var run: (partition: TopicPartition, next: Int64)?
-                for message in batch {
-                    switch decode(message) {
+                for k in batch.indices {
+                    switch decode(batch[k]) {
                     case .success(let record):
-                        trades.append(pair(record, message))
+                        records.append(record)
+                        kept?.append(batch[k])
                     case .failure(let failure):
-                        try deadLetters.send(message, reason: failure.reason)
+                        if kept == nil { kept = Array(batch[..<k]) }
+                        try deadLetters.send(batch[k], reason: failure.reason)
                         self.deadLettered.increment()
-                        rejected.append(message)
-                        logger.warning("dead-lettered \(message.topic)[\(message.partition)]@\(message.offset)")
+                        rejected.append(batch[k])
+                        logger.warning("dead-lettered \(batch[k].topic)[\(batch[k].partition)]@\(batch[k].offset)")
                     }
-                    if let r = run, r.partition.partition == message.partition, r.partition.topic == message.topic {
-                        run!.next = message.offset + 1
+                    let partition = batch[k].partition, next = batch[k].offset + 1
+                    if let r = run, r.partition.partition == partition, r.partition.topic == batch[k].topic {
+                        run!.next = next
                     } else {
                         if let r = run { ends.append(r) }
-                        run = (TopicPartition(topic: message.topic, partition: message.partition), message.offset + 1)
+                        run = (TopicPartition(topic: batch[k].topic, partition: partition), next)
                     }
                 }
                 if let r = run { ends.append(r) }
                 messagesIn.increment(by: batch.count)
-                try await handle(trades)
+                try await handle(records, kept ?? batch)
                 if !rejected.isEmpty { try deadLettered(rejected) }
                 let assigned = consumer.assignment
                 pending.withLock { p in for (tp, next) in ends where assigned.contains(tp) { p[tp] = next } }
@@ -250,4 +256,22 @@ public final class ConsumerService: Sendable {
         }
         return out ?? batch
     }
+}
+
+/// One batch for a trade handler, in offset order per partition: the valid trades and, at the same
+/// index, the record each was decoded from.
+public struct TradeBatch: Sendable, RandomAccessCollection {
+    public let trades: [Trade]
+    public let messages: [KafkaMessage]
+
+    /// `trades[i]` was decoded from `messages[i]`; the counts must match.
+    public init(trades: [Trade], messages: [KafkaMessage]) {
+        precondition(trades.count == messages.count, "one record per trade")
+        self.trades = trades
+        self.messages = messages
+    }
+
+    public var startIndex: Int { 0 }
+    public var endIndex: Int { trades.count }
+    public subscript(i: Int) -> (trade: Trade, message: KafkaMessage) { (trades[i], messages[i]) }
 }
