@@ -318,6 +318,8 @@ public final class KafkaConsumer: @unchecked Sendable {
         let buffer = UnsafeMutablePointer<UnsafeMutablePointer<rd_kafka_message_t>?>.allocate(capacity: batchSize)
         defer { buffer.deallocate() }
         var topicNames: [OpaquePointer: String] = [:]
+        // Records come in runs of one topic: the last one's name is kept at hand.
+        var lastTopic: (rkt: OpaquePointer, name: String)?
         while !state.stop.load(ordering: .relaxed) {
             guard let first = rd_kafka_consume_queue(queue, 100) else { continue }
             buffer[0] = first
@@ -360,7 +362,10 @@ public final class KafkaConsumer: @unchecked Sendable {
                 }
                 let rkt = msg.rkt!
                 let topic: String
-                if let known = topicNames[rkt] { topic = known } else { topic = String(cString: rd_kafka_topic_name(rkt)); topicNames[rkt] = topic }
+                if rkt == lastTopic?.rkt { topic = lastTopic!.name } else {
+                    if let known = topicNames[rkt] { topic = known } else { topic = String(cString: rd_kafka_topic_name(rkt)); topicNames[rkt] = topic }
+                    lastTopic = (rkt, topic)
+                }
                 batch.append(message(copying: m, topic: topic, generation: generation))
             }
             if !batch.isEmpty { state.mailbox.put(batch, stop: state.stop) }
