@@ -115,7 +115,12 @@ public final class StorageService: Service, Sendable {
                 s.buffers[p] = nil
                 s.markers[p] = markers[p]
                 s.accepted[p] = markers[p]
-                if let m = markers[p] { starts.append(TopicPartitionOffset(topic: topic, partition: p, offset: m + 1)) }
+                if let m = markers[p] {
+                    starts.append(TopicPartitionOffset(topic: topic, partition: p, offset: m + 1))
+                    // What the marker says is stored is durable: the next checkpoint commits it, even
+                    // when a member killed after writing it never did and nothing new arrives.
+                    s.durable[p] = m
+                }
             }
             return starts
         }
