@@ -33,33 +33,48 @@ struct StorageCrashTests {
         _ = FileManager.default.createFile(atPath: log, contents: nil)
         let total = 200_000
 
-        func start() throws -> Process {
+        /// Starts a storage member; returns it with where its part of the log begins. The short session
+        /// (2 s) makes the group notice a killed member in about 3 s instead of 6.
+        func start() throws -> (process: Process, logStart: UInt64) {
             let p = Process()
             p.executableURL = URL(fileURLWithPath: binary)
             p.arguments = ["storage", "--bootstrap-servers", config.bootstrapServers, "--topic", topic, "--group", group,
-                           "--data-dir", dir, "--batch-size", "2000", "--batch-seconds", "1", "--metrics-port", "0"]
+                           "--data-dir", dir, "--batch-size", "2000", "--batch-seconds", "1", "--metrics-port", "0",
+                           "-X", "session.timeout.ms=2000", "-X", "heartbeat.interval.ms=500"]
             let out = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
-            out.seekToEndOfFile()
+            let logStart = out.seekToEndOfFile()
             out.write(Data("--- storage started\n".utf8))
             p.standardOutput = out
             p.standardError = out
             try p.run()
-            return p
+            return (p, logStart)
+        }
+        /// Whether the member whose log begins at `logStart` has been given partitions.
+        func assigned(since logStart: UInt64) -> Bool {
+            guard let h = FileHandle(forReadingAtPath: log) else { return false }
+            defer { try? h.close() }
+            h.seek(toFileOffset: logStart)
+            return String(decoding: h.readDataToEndOfFile(), as: UTF8.self).contains("] assigned ")
         }
 
+        // The stream lasts through the kills: 2,000 trades every 800 ms.
         let producing = Task.detached {
             let producer = try KafkaProducer(config: config)
             let symbols = ["AAPL", "MSFT", "TSLA", "GOOGL", "BINANCE:BTCUSDT"]
             for i in 0..<total {
                 let t = Trade(symbol: symbols[i % 5], price: 100 + Double(i % 1000) / 100, timestamp: 1_700_000_000_000 + Int64(i), volume: 1)
                 try producer.enqueue(topic: topic, key: Array(t.symbol.utf8), value: TradeMessage.encode(t), timestamp: t.timestamp)
-                if i % 20_000 == 19_999 { try await Task.sleep(for: .milliseconds(700)) }
+                if i % 2_000 == 1_999 { try await Task.sleep(for: .milliseconds(800)) }
             }
             try producer.close()
         }
-        var process = try start()
-        var kills = 0, terms = 0
+        var (process, logStart) = try start()
+        var kills = 0, terms = 0, killedWhileStoring = 0
         while kills < 20 {
+            // Each member is killed while it owns partitions, so every kill can land in a batch being written.
+            let joined = try await eventually(timeout: .seconds(60)) { assigned(since: logStart) }
+            #expect(joined, "storage member \(kills + terms + 1) was not given partitions within 60 s; the log: \(log)")
+            let before = storedLines(dir).count
             try await Task.sleep(for: .milliseconds(Int.random(in: 300...1200)))
             let graceful = (kills + terms) % 6 == 5
             kill(process.processIdentifier, graceful ? SIGTERM : SIGKILL)
@@ -69,9 +84,12 @@ struct StorageCrashTests {
                 #expect(process.terminationReason == .exit && process.terminationStatus == 0, "SIGTERM mid-stream must exit cleanly")
             } else {
                 kills += 1
+                if storedLines(dir).count > before { killedWhileStoring += 1 }
             }
-            process = try start()
+            (process, logStart) = try start()
         }
+        // Most kills hit a member that had just stored a batch (so it was killed between or inside batches).
+        #expect(killedWhileStoring >= 10, "only \(killedWhileStoring) of 20 kills came while a member was storing")
         #expect(terms >= 3)
         try await producing.value
         #expect(try await eventually(timeout: .seconds(120)) { storedLines(dir).count >= total }, "the storage processes' log: \(log)")
@@ -90,7 +108,7 @@ struct StorageCrashTests {
         #expect(committed.map(\.offset).reduce(0, +) == Int64(total))
         for c in committed { #expect(markers[c.partition].map { $0 + 1 } == c.offset) }
 
-        let again = try start()
+        let (again, _) = try start()
         try await Task.sleep(for: .seconds(4))
         kill(again.processIdentifier, SIGTERM)
         again.waitUntilExit()
