@@ -69,7 +69,7 @@ public enum PaperTrading {
                     if let w = WindowMetrics(json: message.value) { engine.receive(w) } else { skipped += 1 }
                     continue
                 }
-                let decoded = message.value.withUnsafeBytes { bytes in Result { () throws(TradeMessageError) in try TradeMessage.decode(bytes) } }
+                let decoded = message.withUnsafeValue { bytes in Result { () throws(TradeMessageError) in try TradeMessage.decode(bytes) } }
                 guard case .success(let trade) = decoded else { skipped += 1; continue }
                 engine.process(trade)
                 newest = max(newest, trade.timestamp)

@@ -120,7 +120,7 @@ struct Model: Sendable {
 
     mutating func apply(tail messages: [KafkaMessage], tradesTopic: String) {
         for m in messages where m.topic == tradesTopic {
-            guard let trade = try? m.value.withUnsafeBytes({ bytes throws(TradeMessageError) in try TradeMessage.decode(bytes) }) else { continue }
+            guard let trade = try? m.withUnsafeValue({ bytes throws(TradeMessageError) in try TradeMessage.decode(bytes) }) else { continue }
             lastTrade[trade.symbol] = trade.price
         }
     }

@@ -4,17 +4,41 @@ import Foundation
 import Synchronization
 
 /// One consumed record. `timestamp` is the record's Kafka timestamp in Unix ms.
+///
+/// The key and value of every record of a fetched batch sit in one buffer that the batch's
+/// records share: reading them through ``withUnsafeValue(_:)`` copies nothing, while ``key`` and
+/// ``value`` return copies. A record kept alive keeps its batch's buffer alive.
 public struct KafkaMessage: Sendable {
     public var topic: String
     public var partition: Int32
     public var offset: Int64
-    public var key: [UInt8]?
-    public var value: [UInt8]
     public var headers: [KafkaHeader]
     public var timestamp: Int64?
     /// The member's rebalance count when the record was fetched (``KafkaConsumer/generation``):
     /// a record fetched before its partition was last assigned has a smaller one and is stale.
     public var generation: UInt64 = 0
+    /// The key at `bytes[keyStart..<valueStart]` (none when `keyStart < 0`), then the value up to `valueEnd`.
+    private let bytes: [UInt8]
+    private let keyStart: Int, valueStart: Int, valueEnd: Int
+
+    init(topic: String, partition: Int32, offset: Int64, bytes: [UInt8], keyStart: Int, valueStart: Int, valueEnd: Int,
+         headers: [KafkaHeader], timestamp: Int64?, generation: UInt64) {
+        self.topic = topic; self.partition = partition; self.offset = offset
+        self.bytes = bytes; self.keyStart = keyStart; self.valueStart = valueStart; self.valueEnd = valueEnd
+        self.headers = headers; self.timestamp = timestamp; self.generation = generation
+    }
+
+    /// A copy of the key; `nil` for a record without one.
+    public var key: [UInt8]? { keyStart < 0 ? nil : Array(bytes[keyStart..<valueStart]) }
+    /// A copy of the value.
+    public var value: [UInt8] { Array(bytes[valueStart..<valueEnd]) }
+    /// The value's size in bytes.
+    public var valueCount: Int { valueEnd - valueStart }
+
+    /// Calls `body` with the value's bytes in place; they are valid only inside `body`.
+    public func withUnsafeValue<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try bytes.withUnsafeBytes { all in try body(UnsafeRawBufferPointer(rebasing: all[valueStart..<valueEnd])) }
+    }
 
     public func header(_ key: String) -> [UInt8]? { headers.first { $0.key == key }?.value }
 }
@@ -347,43 +371,86 @@ public final class KafkaConsumer: @unchecked Sendable {
                     rd_kafka_topic_partition_list_destroy(list)
                 }
             }
-            var batch: [KafkaMessage] = []
-            batch.reserveCapacity(n)
             var fatal: KafkaError?
+            var size = 0
+            for i in 0..<n {
+                guard let m = buffer[i], m.pointee.err == RD_KAFKA_RESP_ERR_NO_ERROR else { continue }
+                size += m.pointee.key_len + m.pointee.len
+            }
+            var topics: [String] = []
+            topics.reserveCapacity(n)
             for i in 0..<n {
                 guard let m = buffer[i] else { continue }
-                defer { rd_kafka_message_destroy(m) }
                 let msg = m.pointee
                 if msg.err != RD_KAFKA_RESP_ERR_NO_ERROR {
                     let text = msg.payload.map { String(decoding: UnsafeRawBufferPointer(start: $0, count: msg.len), as: UTF8.self) }
                     let error = KafkaError(msg.err, operation: "consume", message: text)
                     if msg.err == RD_KAFKA_RESP_ERR__FATAL { fatal = error } else { RdKafka.logger.warning("\(error)") }
+                    rd_kafka_message_destroy(m)
+                    buffer[i] = nil
                     continue
                 }
                 let rkt = msg.rkt!
-                let topic: String
-                if rkt == lastTopic?.rkt { topic = lastTopic!.name } else {
+                if rkt == lastTopic?.rkt { topics.append(lastTopic!.name) } else {
+                    let topic: String
                     if let known = topicNames[rkt] { topic = known } else { topic = String(cString: rd_kafka_topic_name(rkt)); topicNames[rkt] = topic }
                     lastTopic = (rkt, topic)
+                    topics.append(topic)
                 }
-                batch.append(message(copying: m, topic: topic, generation: generation))
             }
+            let batch = messages(of: UnsafeBufferPointer(start: buffer, count: n), topics: topics, bytes: size, generation: generation)
+            for i in 0..<n { if let m = buffer[i] { rd_kafka_message_destroy(m) } }
             if !batch.isEmpty { state.mailbox.put(batch, stop: state.stop) }
             if let fatal { state.mailbox.finish(error: fatal); return }
         }
     }
 
+    /// Copies of librdkafka's records (the non-nil entries of `records`, none of them an error, the
+    /// `k`th of topic `topics[k]`), whose keys and values share one buffer of `bytes` bytes. The
+    /// records stay the caller's to destroy.
+    static func messages(of records: UnsafeBufferPointer<UnsafeMutablePointer<rd_kafka_message_t>?>, topics: [String],
+                         bytes: Int, generation: UInt64 = 0) -> [KafkaMessage] {
+        var ranges: [(key: Int, value: Int, end: Int)] = []
+        ranges.reserveCapacity(topics.count)
+        let buffer = [UInt8](unsafeUninitializedCapacity: bytes) { out, count in
+            var at = 0
+            for case let m? in records {
+                let msg = m.pointee
+                var key = -1
+                if let k = msg.key {
+                    key = at
+                    if msg.key_len > 0 { (out.baseAddress! + at).initialize(from: k.assumingMemoryBound(to: UInt8.self), count: msg.key_len) }
+                    at += msg.key_len
+                }
+                let value = at
+                if let p = msg.payload, msg.len > 0 { (out.baseAddress! + at).initialize(from: p.assumingMemoryBound(to: UInt8.self), count: msg.len) }
+                at += msg.payload == nil ? 0 : msg.len
+                ranges.append((key, value, at))
+            }
+            count = at
+        }
+        var result: [KafkaMessage] = []
+        result.reserveCapacity(ranges.count)
+        var k = 0
+        for case let m? in records {
+            var tstype = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE
+            let ts = rd_kafka_message_timestamp(m, &tstype)
+            let r = ranges[k]
+            result.append(KafkaMessage(
+                topic: topics[k], partition: m.pointee.partition, offset: m.pointee.offset,
+                bytes: buffer, keyStart: r.key, valueStart: r.value, valueEnd: r.end, headers: headers(of: m),
+                timestamp: tstype == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? nil : ts, generation: generation))
+            k += 1
+        }
+        return result
+    }
+
     /// A copy of librdkafka's record `m` (of `topic`), which stays the caller's to destroy.
     static func message(copying m: UnsafeMutablePointer<rd_kafka_message_t>, topic: String, generation: UInt64 = 0) -> KafkaMessage {
-        let msg = m.pointee
-        var tstype = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE
-        let ts = rd_kafka_message_timestamp(m, &tstype)
-        return KafkaMessage(
-            topic: topic, partition: msg.partition, offset: msg.offset,
-            key: msg.key.map { Array(UnsafeRawBufferPointer(start: $0, count: msg.key_len)) },
-            value: msg.payload.map { Array(UnsafeRawBufferPointer(start: $0, count: msg.len)) } ?? [],
-            headers: headers(of: m),
-            timestamp: tstype == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? nil : ts, generation: generation)
+        var record: UnsafeMutablePointer<rd_kafka_message_t>? = m
+        return withUnsafePointer(to: &record) { p in
+            messages(of: UnsafeBufferPointer(start: p, count: 1), topics: [topic], bytes: m.pointee.key_len + m.pointee.len, generation: generation)[0]
+        }
     }
 
     private static func headers(of m: UnsafeMutablePointer<rd_kafka_message_t>) -> [KafkaHeader] {

@@ -116,7 +116,7 @@ public final class PostgresStorageService: Service, Sendable {
         switch options.records {
         case .trades:
             try await service.run(decode: { m in
-                m.value.withUnsafeBytes { bytes in
+                m.withUnsafeValue { bytes in
                     Result { () throws(TradeMessageError) in try TradeMessage.decode(bytes) }.mapError { ConsumerService.DecodeFailure(reason: $0.reason) }
                 }
             }, records: { [self] batch in try await store(batch, insert: Self.insertTrades) },

@@ -87,7 +87,7 @@ public final class ConsumerService: Sendable {
         deadLettered: @Sendable ([KafkaMessage]) throws -> Void = { _ in }
     ) async throws {
         try await loop(decode: { message in
-            message.value.withUnsafeBytes { bytes in
+            message.withUnsafeValue { bytes in
                 Result { () throws(TradeMessageError) in try TradeMessage.decode(bytes) }.mapError { DecodeFailure(reason: $0.reason) }
             }
         }, records: { trades, messages in try await handle(TradeBatch(trades: trades, messages: messages)) },

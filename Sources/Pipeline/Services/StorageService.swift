@@ -220,7 +220,7 @@ public final class StorageService: Service, Sendable {
                     entry.bytes.append(contentsOf: #","offset":"#.utf8)
                     entry.bytes.append(contentsOf: String(message.offset).utf8)
                     entry.bytes.append(contentsOf: #","trade":"#.utf8)
-                    entry.bytes.append(contentsOf: message.value)
+                    message.withUnsafeValue { entry.bytes.append(contentsOf: $0) }
                     entry.bytes.append(contentsOf: "}\n".utf8)
                     groups[key] = entry
                 }
