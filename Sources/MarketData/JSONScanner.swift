@@ -274,6 +274,17 @@ package struct JSONScanner {
         return true
     }
 
+    /// Whether the bytes from the current position (after whitespace) are exactly `text`, the
+    /// text of a complete JSON value read from another input; if so they are consumed. Equal text
+    /// is the same value.
+    mutating func consumeRepeat(of text: UnsafeRawBufferPointer) -> Bool {
+        _ = peek()
+        let n = text.count
+        guard n > 0, bytes.count - pos >= n, memcmp(bytes.baseAddress! + pos, text.baseAddress!, n) == 0 else { return false }
+        pos += n
+        return true
+    }
+
     /// Whether the `count` bytes at `a` equal those at `b`; both ranges lie in the input. Compares
     /// 8 bytes at a time, reading no byte outside the input.
     @inline(__always)

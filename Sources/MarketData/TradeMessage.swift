@@ -41,9 +41,26 @@ public enum TradeMessage {
     /// `symbol` (1–256 UTF-8 bytes), `price` (finite, > 0), `volume` (finite, ≥ 0) and `timestamp` (integer > 0);
     /// `conditions` may be an array of strings, `null` or absent. Keys may come in any order; unknown keys are ignored.
     public static func decode(_ bytes: UnsafeRawBufferPointer) throws(TradeMessageError) -> Trade {
+        var memo = Memo(keeps: false)
+        return try decode(bytes, memo: &memo)
+    }
+
+    /// Symbols and condition lists already built, with their JSON text: a message that repeats one
+    /// of those texts gets the value without building it again. Holds the first 8 symbols and 4
+    /// condition lists it sees; keep one per batch of messages.
+    public struct Memo: Sendable {
+        var symbols: [(text: [UInt8], value: String)] = []
+        var conditions: [(text: [UInt8], value: [String]?)] = []
+        let keeps: Bool
+        public init() { keeps = true }
+        init(keeps: Bool) { self.keeps = keeps }
+    }
+
+    /// ``decode(_:)``, reusing the values of `memo` where the message repeats their text.
+    public static func decode(_ bytes: UnsafeRawBufferPointer, memo: inout Memo) throws(TradeMessageError) -> Trade {
         var s = JSONScanner(bytes)
         do {
-            return try decode(&s)
+            return try decode(&s, &memo)
         } catch let error as JSONScanError {
             throw TradeMessageError(reason: "not valid JSON: \(error.reason) at byte \(error.offset)")
         } catch let error as TradeMessageError {
@@ -67,7 +84,7 @@ public enum TradeMessage {
         }
     }
 
-    private static func decode(_ s: inout JSONScanner) throws -> Trade {
+    private static func decode(_ s: inout JSONScanner, _ memo: inout Memo) throws -> Trade {
         if let c = s.peek(), c != UInt8(ascii: "{") {
             throw TradeMessageError(reason: "expected a JSON object, got \(s.foundInsteadOfObject())")
         }
@@ -80,14 +97,20 @@ public enum TradeMessage {
             repeat {
                 switch try s.readKey(classify) {
                 case .symbol:
+                    if let seen = memo.symbols.first(where: { seen in seen.text.withUnsafeBytes { s.consumeRepeat(of: $0) } }) {
+                        symbol = seen.value
+                        continue
+                    }
                     let start = s.pos
                     guard s.peek() == UInt8(ascii: "\"") else { throw try invalid("symbol must be a non-empty string", &s, start) }
+                    let textStart = s.pos
                     let value = try s.readString()
                     guard !value.isEmpty else { throw TradeMessageError(reason: "symbol must be a non-empty string, got \"\"") }
                     guard value.utf8.count <= maxSymbolBytes else {
                         throw TradeMessageError(reason: "symbol must be at most \(maxSymbolBytes) UTF-8 bytes, got \(value.utf8.count)")
                     }
                     symbol = value
+                    if memo.keeps && memo.symbols.count < 8 { memo.symbols.append((Array(UnsafeRawBufferPointer(rebasing: s.bytes[textStart..<s.pos])), value)) }
                 case .price:
                     let start = s.pos
                     guard let value = try number(&s), value.isFinite, value > 0 else {
@@ -109,6 +132,11 @@ public enum TradeMessage {
                     guard let value, value > 0 else { throw try invalid("timestamp must be a positive integer", &s, start) }
                     timestamp = value
                 case .conditions:
+                    if let seen = memo.conditions.first(where: { seen in seen.text.withUnsafeBytes { s.consumeRepeat(of: $0) } }) {
+                        conditions = seen.value
+                        continue
+                    }
+                    _ = s.peek()
                     let start = s.pos
                     conditions = nil
                     if !s.consumeNull() {
@@ -125,6 +153,7 @@ public enum TradeMessage {
                         }
                         conditions = list
                     }
+                    if memo.keeps && memo.conditions.count < 4 { memo.conditions.append((Array(UnsafeRawBufferPointer(rebasing: s.bytes[start..<s.pos])), conditions)) }
                 case .other:
                     try s.skipValue()
                 }

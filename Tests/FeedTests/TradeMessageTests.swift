@@ -41,6 +41,33 @@ private func reason(_ text: String) -> String? {
         }
     }
 
+    /// A memo kept over a batch gives every message the value it decodes to alone, whether the
+    /// message repeats a remembered symbol or condition list, differs by a byte, escapes the same
+    /// text, or is rejected (and a rejected message leaves the memo as good as before).
+    @Test func memoOverABatchDecodesEachMessageAsAlone() throws {
+        var texts: [String] = []
+        for i in 0..<40 {
+            let symbols = ["AAPL", "AAPLX", "A", "BINANCE:BTCUSDT", "caf\\u00e9", "café", "MSFT\\\"Q", "S\(i % 11)", "T\(i % 13)"]
+            let conditions = [#"["1","12"]"#, #"["1","1"]"#, #"["1", "12"]"#, "null", "[]", #"["\u0031"]"#]
+            let symbol = symbols[i % symbols.count], c = conditions[i % conditions.count]
+            texts.append(#"{"symbol":"\#(symbol)","price":1\#(i).5,"volume":\#(i),"timestamp":\#(1000 + i),"conditions":\#(c)}"#)
+            if i % 7 == 0 { texts.append(#"{"symbol":"\#(symbol)","price":-1,"volume":1,"timestamp":1}"#) }
+            if i % 9 == 0 { texts.append(#"{"symbol": "\#(symbol)" ,"price":2,"volume":1,"timestamp":5}"#) }
+        }
+        var memo = TradeMessage.Memo()
+        var rejected = 0
+        for text in texts {
+            let alone = Result { () throws(TradeMessageError) in try decode(text) }
+            let withMemo = Array(text.utf8).withUnsafeBytes { b in Result { () throws(TradeMessageError) in try TradeMessage.decode(b, memo: &memo) } }
+            switch (alone, withMemo) {
+            case (.success(let a), .success(let b)): #expect(a == b, "\(text)")
+            case (.failure(let a), .failure(let b)): #expect(a == b, "\(text)"); rejected += 1
+            default: Issue.record("\(text): alone \(alone), with the memo \(withMemo)")
+            }
+        }
+        #expect(rejected == 6)
+    }
+
     @Test func acceptsAnyKeyOrderUnknownKeysAndWhitespace() throws {
         let text = " {\"conditions\" : [], \"timestamp\":5, \"extra\":{\"a\":[1,null]}, \"volume\":0, \"price\":1e-2,\n\"symbol\":\"\\u0041\"} \n"
         #expect(try decode(text) == Trade(symbol: "A", price: 0.01, timestamp: 5, volume: 0, conditions: []))

@@ -86,9 +86,9 @@ public final class ConsumerService: Sendable {
         rebalance: RebalanceHandler = RebalanceHandler(),
         deadLettered: @Sendable ([KafkaMessage]) throws -> Void = { _ in }
     ) async throws {
-        try await loop(decode: { message in
+        try await loop(decode: { message, memo in
             message.withUnsafeValue { bytes in
-                Result { () throws(TradeMessageError) in try TradeMessage.decode(bytes) }.mapError { DecodeFailure(reason: $0.reason) }
+                Result { () throws(TradeMessageError) in try TradeMessage.decode(bytes, memo: &memo) }.mapError { DecodeFailure(reason: $0.reason) }
             }
         }, records: { trades, messages in try await handle(TradeBatch(trades: trades, messages: messages)) },
         onIdle: onIdle, beforeCheckpoint: beforeCheckpoint, rebalance: rebalance, deadLettered: deadLettered)
@@ -110,16 +110,16 @@ public final class ConsumerService: Sendable {
         rebalance: RebalanceHandler = RebalanceHandler(),
         deadLettered: @Sendable ([KafkaMessage]) throws -> Void = { _ in }
     ) async throws {
-        try await loop(decode: decode, records: { records, messages in
+        try await loop(decode: { message, _ in decode(message) }, records: { records, messages in
             try await handle(zip(records, messages).map { (record: $0, message: $1) })
         }, onIdle: onIdle, beforeCheckpoint: beforeCheckpoint, rebalance: rebalance, deadLettered: deadLettered)
     }
 
     /// The consume loop of both `run`s. `handle` gets the decoded records and, at the same index, the
     /// record each came from: the fetched batch itself unless one was dead-lettered, so no record is
-    /// copied on the way.
+    /// copied on the way. `decode` gets a trade memo that lives for one batch.
     private func loop<Record: Sendable>(
-        decode: @Sendable (KafkaMessage) -> Result<Record, DecodeFailure>,
+        decode: @Sendable (KafkaMessage, inout TradeMessage.Memo) -> Result<Record, DecodeFailure>,
         records handle: @Sendable ([Record], [KafkaMessage]) async throws -> Void,
         onIdle: @Sendable () async throws -> Void,
         beforeCheckpoint: @Sendable (_ final: Bool) async throws -> [TopicPartitionOffset]?,
@@ -168,8 +168,9 @@ public final class ConsumerService: Sendable {
                 var rejected: [KafkaMessage] = []
                 var ends: [(TopicPartition, Int64)] = []
                 var run: (partition: TopicPartition, next: Int64)?
+                var memo = TradeMessage.Memo()
                 for k in batch.indices {
-                    switch decode(batch[k]) {
+                    switch decode(batch[k], &memo) {
                     case .success(let record):
                         records.append(record)
                         kept?.append(batch[k])
