@@ -15,7 +15,7 @@ func benchBinary() -> String? {
 @Suite("bench --quick report", .serialized)
 struct BenchReportTests {
     static let expected = [
-        "finnhub frame decode (trades)", "finnhub frame encode (trades)", "kafka value encode", "kafka value decode+validate",
+        "finnhub frame decode (trades)", "finnhub frame encode (trades)", "kafka value encode", "kafka value decode+validate", "kafka value decode+validate, no memo",
         "produce (C floor)", "produce (Swift layer)", "consume (C floor)", "consume (Swift layer)",
         "consume trades (C floor)", "consume trades (Swift layer)", "aggregator from Kafka", "aggregator from Kafka, dashboard attached", "window update in-process",
         "storage sink: files", "storage sink: PostgreSQL",
