@@ -32,8 +32,6 @@ public struct KafkaMessage: Sendable {
     public var key: [UInt8]? { keyStart < 0 ? nil : Array(bytes[keyStart..<valueStart]) }
     /// A copy of the value.
     public var value: [UInt8] { Array(bytes[valueStart..<valueEnd]) }
-    /// The value's size in bytes.
-    public var valueCount: Int { valueEnd - valueStart }
 
     /// Calls `body` with the value's bytes in place; they are valid only inside `body`.
     public func withUnsafeValue<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
