@@ -13,13 +13,13 @@ import Foundation
 struct PostgresStorageTests {
     static let trades = 200_000
 
-    /// Produces `count` trades over 3 partitions in chunks, `pause` apart (a stream, not one burst).
-    static func stream(_ count: Int, to topic: String, config: KafkaConfig, pause: Duration = .milliseconds(150)) async throws {
+    /// Produces `count` trades over 3 partitions in chunks of `chunk`, `pause` apart (a stream, not one burst).
+    static func stream(_ count: Int, to topic: String, config: KafkaConfig, chunk chunkSize: Int = 10_000, pause: Duration = .milliseconds(150)) async throws {
         let producer = try KafkaProducer(config: config)
         let symbols = ["AAPL", "MSFT", "BINANCE:BTCUSDT", "TSLA", "GOOGL", "NVDA"]
         var sent = 0
         while sent < count {
-            let chunk = min(10_000, count - sent)
+            let chunk = min(chunkSize, count - sent)
             for i in sent..<(sent + chunk) {
                 let trade = Trade(symbol: symbols[i % symbols.count], price: 100 + Double(i % 1000) / 100, timestamp: 1_700_000_000_000 + Int64(i),
                                   volume: Double(1 + i % 50), conditions: i % 3 == 0 ? ["1", "12"] : nil)
@@ -83,9 +83,10 @@ struct PostgresStorageTests {
         }
     }
 
-    func storage(_ config: KafkaConfig, topic: String, group: String, url: String, log: String) throws -> ChildProcess {
+    /// A `pipeline storage` member. `extra` adds client settings (`-X key=value` pairs).
+    func storage(_ config: KafkaConfig, topic: String, group: String, url: String, log: String, extra: [String] = []) throws -> ChildProcess {
         try ChildProcess("pipeline", ["storage", "--bootstrap-servers", config.bootstrapServers, "--topic", topic, "--group", group,
-                                      "--sink", url, "--metrics-port", "0"], log: log)
+                                      "--sink", url, "--metrics-port", "0"] + extra, log: log)
     }
 
     @Test("kill -9 ten times during a 200k-trade stream: every record stored once, stored offsets = last row + 1", .timeLimit(.minutes(5)))
@@ -94,18 +95,36 @@ struct PostgresStorageTests {
         let topic = TestBroker.unique("pg-kill"), group = TestBroker.unique("pg-g")
         try KafkaAdmin(config: config).ensureTopics([TopicSpec(name: topic, partitions: 3)] + TopicSpec.pipelineTopics)
         let log = tempDir("pg-kill") + "/storage.log"
-        let producing = Task { try await Self.stream(Self.trades, to: topic, config: config) }
-        var kills = 0
+        _ = FileManager.default.createFile(atPath: log, contents: nil)
+        /// Whether the member whose part of the log begins at `logStart` has been given partitions.
+        func assigned(since logStart: UInt64) -> Bool {
+            guard let h = FileHandle(forReadingAtPath: log) else { return false }
+            defer { try? h.close() }
+            h.seek(toFileOffset: logStart)
+            return String(decoding: h.readDataToEndOfFile(), as: UTF8.self).contains("] assigned ")
+        }
+        // The stream lasts through the kills (2,000 trades every 800 ms); the short session (2 s) makes
+        // the group notice a killed member in about 3 s.
+        let producing = Task { try await Self.stream(Self.trades, to: topic, config: config, chunk: 2_000, pause: .milliseconds(800)) }
+        var kills = 0, killedWhileStoring = 0
         while kills < 10 {
-            let p = try storage(config, topic: topic, group: group, url: db.url, log: log)
-            try await Task.sleep(for: .milliseconds(Int.random(in: 2_500...5_000)))
+            let logStart = ((try? FileManager.default.attributesOfItem(atPath: log))?[.size] as? NSNumber)?.uint64Value ?? 0
+            let p = try storage(config, topic: topic, group: group, url: db.url, log: log,
+                                extra: ["-X", "session.timeout.ms=2000", "-X", "heartbeat.interval.ms=500"])
+            // Each member is killed while it owns partitions, after it has had time to store a batch.
+            let joined = try await eventually(timeout: .seconds(60)) { assigned(since: logStart) }
+            #expect(joined, "storage member \(kills + 1) was not given partitions within 60 s; see \(log)")
+            let before = try Self.stored(db, topic: topic, group: group).rows
+            try await Task.sleep(for: .milliseconds(Int.random(in: 600...1_500)))
             p.kill9()
             _ = await p.waitForExit()
             kills += 1
+            if try Self.stored(db, topic: topic, group: group).rows > before { killedWhileStoring += 1 }
         }
-        try await producing.value
+        #expect(killedWhileStoring >= 5, "only \(killedWhileStoring) of 10 kills came after the member stored rows")
         let beforeFinal = try Self.stored(db, topic: topic, group: group).rows
-        #expect(beforeFinal > 0 && beforeFinal < Self.trades, "the kills happened while rows were being stored (\(beforeFinal))")
+        #expect(beforeFinal < Self.trades, "the stream outlasts the kills (\(beforeFinal) rows stored before the last member)")
+        try await producing.value
         let final = try storage(config, topic: topic, group: group, url: db.url, log: log)
         #expect(try await eventually(timeout: .seconds(120)) { ((try? Self.stored(db, topic: topic, group: group))?.rows ?? 0) >= Self.trades }, "see \(log)")
         final.terminate()
