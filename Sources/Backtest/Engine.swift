@@ -104,6 +104,35 @@ public struct BacktestEngine<S: Strategy> {
         trades.withUnsafeBufferPointer { buffer in for i in buffer.indices { process(buffer[i]) } }
     }
 
+    /// Feeds trades in order, as ``process(_:)-([Trade])`` does; `symbolIDs[i]` is the source's own dense
+    /// number (0, 1, 2…) for the symbol of `trades[i]` (a tape's symbol table index), the same number for
+    /// the same symbol throughout the run, which spares looking the symbol up by its text.
+    public mutating func process(_ trades: [Trade], symbolIDs: [UInt32]) {
+        precondition(trades.count == symbolIDs.count, "one symbol id per trade")
+        trades.withUnsafeBufferPointer { buffer in
+            symbolIDs.withUnsafeBufferPointer { ids in
+                for i in buffer.indices {
+                    guard buffer[i].price.isFinite, buffer[i].price > 0 else { continue }
+                    let id = Int(ids[i])
+                    if id >= slotByID.count { slotByID.append(contentsOf: repeatElement(Self.unknownSlot, count: id + 1 - slotByID.count)) }
+                    var s = slotByID[id]
+                    if s == Self.unknownSlot {
+                        s = config.symbols.map { $0.contains(buffer[i].symbol) } ?? true ? portfolio.slot(buffer[i].symbol) : Self.filteredOut
+                        slotByID[id] = s
+                    }
+                    guard s >= 0 else { continue }
+                    if s != lastSlot { lastSymbol = buffer[i].symbol; lastSlot = s; portfolio.current = s }
+                    process(buffer[i], slot: s)
+                }
+            }
+        }
+    }
+
+    /// ``process(_:symbolIDs:)``'s map from the source's symbol numbers to portfolio slots.
+    private var slotByID: [Int] = []
+    private static var unknownSlot: Int { -1 }
+    private static var filteredOut: Int { -2 }
+
     /// Feeds one trade; see the type's contract. Trades with a non-finite or non-positive price are ignored.
     public mutating func process(_ trade: Trade) {
         guard trade.price.isFinite, trade.price > 0 else { return }
@@ -114,13 +143,19 @@ public struct BacktestEngine<S: Strategy> {
             lastSymbol = trade.symbol; lastSlot = s
             portfolio.current = s
         }
+        process(trade, slot: s)
+    }
+
+    /// ``process(_:)-(Trade)`` for a trade with a finite positive price once its portfolio slot `s` is
+    /// known (and is the current one).
+    @inline(__always) private mutating func process(_ trade: Trade, slot s: Int) {
         tradesProcessed += 1
         if firstTime == nil { firstTime = trade.timestamp; now = trade.timestamp }
         if trade.timestamp > now {
             if portfolio.isExposed { exposedMs += trade.timestamp - now }
             now = trade.timestamp
         }
-        if exchange.openOrders > 0 { match(trade, s) }
+        if exchange.openOrders > 0, portfolio.books[s].openOrders > 0 { match(trade, s) }
         if !config.externalWindows { aggregator.add(trade, callerSlot: s, into: &windowBuffer) } else if !received.isEmpty { releaseReceived() }
         if !windowBuffer.isEmpty {
             for w in windowBuffer {

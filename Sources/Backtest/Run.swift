@@ -64,6 +64,7 @@ public enum Backtest {
         while true {
             switch queue.take() {
             case .trades(let trades): engine.process(trades)
+            case .tapeTrades(let trades, let ids): engine.process(trades, symbolIDs: ids)
             case .raw(let chunk):
                 do { skipped += try chunk.decode(into: &decoded, path: path, skipBad: skipBad) } catch { throw finish(error) }
                 engine.process(decoded)
@@ -162,8 +163,8 @@ enum TapeReader {
             switch format {
             case _ where (format == .recording || format == .auto) && BinaryTape.isTape(path: path):
                 // A tape's trade records need no decoding: the reader thread hands them over in runs.
-                try BinaryTape(path: path).forEachTradeRun(runSize: chunkSize) { run in
-                    queue.put(.trades(run))
+                try BinaryTape(path: path).forEachTradeRun(runSize: chunkSize) { run, ids in
+                    queue.put(.tapeTrades(run, symbolIDs: ids))
                     if queue.stopped { throw CancellationError() }
                 }
             case .recording, .auto:
@@ -283,6 +284,8 @@ struct RawChunk: Sendable {
 /// What the reader thread hands the engine, in order.
 enum ChunkItem: Sendable {
     case trades([Trade])
+    /// A tape's trades with their symbol table indexes (``BinaryTape/forEachTradeRun(runSize:_:)-(_,([Trade],[UInt32]))``).
+    case tapeTrades([Trade], symbolIDs: [UInt32])
     case raw(RawChunk)
     case end(skipped: Int)
     case failure(BacktestFailure)

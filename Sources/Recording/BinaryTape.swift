@@ -157,6 +157,13 @@ public final class BinaryTape: @unchecked Sendable {
 
     /// Appends the trades of `frame` to `out`. A symbol or condition index outside the tables throws.
     public func trades(of frame: Frame, into out: inout [Trade]) throws(RecordingError) {
+        var ignored: [UInt32]? = nil
+        try trades(of: frame, into: &out, symbolIDs: &ignored)
+    }
+
+    /// ``trades(of:into:)``, also appending each trade's symbol table index to `symbolIDs` when it is not nil.
+    @inline(__always)
+    func trades(of frame: Frame, into out: inout [Trade], symbolIDs: inout [UInt32]?) throws(RecordingError) {
         var p = frame.payload
         let symbolCount = UInt32(symbols.count), listCount = UInt32(conditionLists.count)
         for _ in 0..<frame.trades {
@@ -168,21 +175,30 @@ public final class BinaryTape: @unchecked Sendable {
             out.append(Trade(symbol: symbols[Int(s)], price: base.loadUnaligned(fromByteOffset: p + 8, as: Double.self),
                              timestamp: base.loadUnaligned(fromByteOffset: p + 16, as: Int64.self),
                              volume: base.loadUnaligned(fromByteOffset: p + 24, as: Double.self), conditions: conditionLists[Int(c)]))
+            symbolIDs?.append(s)
             p += Self.tradeSize
         }
     }
 
     /// Every trade in file order, in runs of up to `runSize` trades (whole frames): the backtest's read path.
     public func forEachTradeRun(runSize: Int = 4096, _ body: ([Trade]) throws -> Void) throws {
+        try forEachTradeRun(runSize: runSize) { run, _ in try body(run) }
+    }
+
+    /// ``forEachTradeRun(runSize:_:)`` with each trade's symbol table index (`symbolIDs[i]` is the
+    /// symbol of `run[i]`): dense numbers 0, 1, 2… that name the same symbol throughout the tape.
+    public func forEachTradeRun(runSize: Int = 4096, _ body: (_ run: [Trade], _ symbolIDs: [UInt32]) throws -> Void) throws {
         var run: [Trade] = []
+        var ids: [UInt32]? = []
         run.reserveCapacity(runSize + 256)
+        ids!.reserveCapacity(runSize + 256)
         var at = framesStart
         while let f = try frame(at: at) {
-            if f.text == nil { try trades(of: f, into: &run) }
-            if run.count >= runSize { try body(run); run.removeAll(keepingCapacity: true) }
+            if f.text == nil { try trades(of: f, into: &run, symbolIDs: &ids) }
+            if run.count >= runSize { try body(run, ids!); run.removeAll(keepingCapacity: true); ids!.removeAll(keepingCapacity: true) }
             at = f.next
         }
-        if !run.isEmpty { try body(run) }
+        if !run.isEmpty { try body(run, ids!) }
     }
 }
 
