@@ -240,14 +240,20 @@ public struct WindowAggregator: Sendable {
             k += 1
         }
         if newNextOpen > maxP {
-            for p in minP...maxP { let i = slot(s, p); if panes[i].index == p { panes[i] = Pane() } }
+            // minP ≤ maxP (the symbol has data); stepping stops at maxP, which may be Int64.max.
+            var p = minP
+            while true { let i = slot(s, p); if panes[i].index == p { panes[i] = Pane() }; if p == maxP { break }; p += 1 }
             states[s].minPane = .max; states[s].maxPane = .min
         } else if newNextOpen > minP {
             var newMin: Int64 = .max
-            for p in minP...maxP {
+            var p = minP
+            while true {
                 let i = slot(s, p)
-                guard panes[i].index == p else { continue }
-                if p < newNextOpen { panes[i] = Pane() } else if newMin == .max { newMin = p }
+                if panes[i].index == p {
+                    if p < newNextOpen { panes[i] = Pane() } else if newMin == .max { newMin = p }
+                }
+                if p == maxP { break }
+                p += 1
             }
             states[s].minPane = newMin
             if newMin == .max { states[s].maxPane = .min }

@@ -104,32 +104,34 @@ public struct BacktestEngine<S: Strategy> {
         trades.withUnsafeBufferPointer { buffer in for i in buffer.indices { process(buffer[i]) } }
     }
 
-    /// Feeds trades in order, as ``process(_:)-([Trade])`` does; `symbolIDs[i]` is the source's own dense
-    /// number (0, 1, 2…) for the symbol of `trades[i]` (a tape's symbol table index), the same number for
-    /// the same symbol throughout the run, which spares looking the symbol up by its text.
-    public mutating func process(_ trades: [Trade], symbolIDs: [UInt32]) {
-        precondition(trades.count == symbolIDs.count, "one symbol id per trade")
-        trades.withUnsafeBufferPointer { buffer in
-            symbolIDs.withUnsafeBufferPointer { ids in
-                for i in buffer.indices {
-                    guard buffer[i].price.isFinite, buffer[i].price > 0 else { continue }
-                    let id = Int(ids[i])
-                    if id >= slotByID.count { slotByID.append(contentsOf: repeatElement(Self.unknownSlot, count: id + 1 - slotByID.count)) }
-                    var s = slotByID[id]
-                    if s == Self.unknownSlot {
-                        s = config.symbols.map { $0.contains(buffer[i].symbol) } ?? true ? portfolio.slot(buffer[i].symbol) : Self.filteredOut
-                        slotByID[id] = s
-                    }
-                    guard s >= 0 else { continue }
-                    if s != lastSlot { lastSymbol = buffer[i].symbol; lastSlot = s; portfolio.current = s }
-                    process(buffer[i], slot: s)
+    /// Feeds the trades of `records` (of `tape`, their indexes checked) in order, as ``process(_:)-([Trade])``
+    /// does. A record's symbol index names the same symbol throughout the tape, so it maps straight to
+    /// the symbol's portfolio slot instead of the symbol being looked up by its text.
+    public mutating func process(_ records: [BinaryTape.Record], of tape: BinaryTape) {
+        let symbols = tape.symbols
+        if slotTape !== tape { slotTape = tape; slotByID.removeAll() }
+        records.withUnsafeBufferPointer { buffer in
+            for r in buffer {
+                guard r.price.isFinite, r.price > 0 else { continue }
+                let id = Int(r.symbol)
+                if id >= slotByID.count { slotByID.append(contentsOf: repeatElement(Self.unknownSlot, count: id + 1 - slotByID.count)) }
+                var s = slotByID[id]
+                if s == Self.unknownSlot {
+                    s = config.symbols.map { $0.contains(symbols[id]) } ?? true ? portfolio.slot(symbols[id]) : Self.filteredOut
+                    slotByID[id] = s
                 }
+                guard s >= 0 else { continue }
+                let trade = tape.trade(r)
+                if s != lastSlot { lastSymbol = trade.symbol; lastSlot = s; portfolio.current = s }
+                process(trade, slot: s)
             }
         }
     }
 
-    /// ``process(_:symbolIDs:)``'s map from the source's symbol numbers to portfolio slots.
+    /// ``process(_:of:)``'s map from a tape's symbol indexes to portfolio slots.
     private var slotByID: [Int] = []
+    /// The tape `slotByID` is of.
+    private var slotTape: BinaryTape?
     private static var unknownSlot: Int { -1 }
     private static var filteredOut: Int { -2 }
 

@@ -64,7 +64,7 @@ public enum Backtest {
         while true {
             switch queue.take() {
             case .trades(let trades): engine.process(trades)
-            case .tapeTrades(let trades, let ids): engine.process(trades, symbolIDs: ids)
+            case .tape(let records, let tape): engine.process(records, of: tape)
             case .raw(let chunk):
                 do { skipped += try chunk.decode(into: &decoded, path: path, skipBad: skipBad) } catch { throw finish(error) }
                 engine.process(decoded)
@@ -163,8 +163,9 @@ enum TapeReader {
             switch format {
             case _ where (format == .recording || format == .auto) && BinaryTape.isTape(path: path):
                 // A tape's trade records need no decoding: the reader thread hands them over in runs.
-                try BinaryTape(path: path).forEachTradeRun(runSize: chunkSize) { run, ids in
-                    queue.put(.tapeTrades(run, symbolIDs: ids))
+                let tape = try BinaryTape(path: path)
+                try tape.forEachRecordRun(runSize: chunkSize) { run in
+                    queue.put(.tape(run, tape))
                     if queue.stopped { throw CancellationError() }
                 }
             case .recording, .auto:
@@ -284,8 +285,8 @@ struct RawChunk: Sendable {
 /// What the reader thread hands the engine, in order.
 enum ChunkItem: Sendable {
     case trades([Trade])
-    /// A tape's trades with their symbol table indexes (``BinaryTape/forEachTradeRun(runSize:_:)-(_,([Trade],[UInt32]))``).
-    case tapeTrades([Trade], symbolIDs: [UInt32])
+    /// Trade records of `tape` (``BinaryTape/forEachRecordRun(runSize:_:)``).
+    case tape([BinaryTape.Record], BinaryTape)
     case raw(RawChunk)
     case end(skipped: Int)
     case failure(BacktestFailure)

@@ -13,7 +13,7 @@ import Darwin
 /// Built from a recording by ``pack(recording:to:overwrite:skipBad:)``, which reads the result back and
 /// compares it with the recording trade for trade before renaming it into place. ``RecordingReader``
 /// reads a tape like any recording (so replay, seek, `sim-exchange --replay` and backtest take either);
-/// backtest also reads the trade records directly with ``forEachTradeRun(_:)``.
+/// backtest also reads the trade records directly with ``forEachRecordRun(runSize:_:)``.
 ///
 /// The file is memory-mapped read-only; an instance is immutable after `init` and safe to share.
 public final class BinaryTape: @unchecked Sendable {
@@ -155,50 +155,71 @@ public final class BinaryTape: @unchecked Sendable {
         return Frame(line: line, recvNs: recv, offset: offset, next: next, trades: n, text: nil, payload: payload)
     }
 
-    /// Appends the trades of `frame` to `out`. A symbol or condition index outside the tables throws.
-    public func trades(of frame: Frame, into out: inout [Trade]) throws(RecordingError) {
-        var ignored: [UInt32]? = nil
-        try trades(of: frame, into: &out, symbolIDs: &ignored)
+    /// One trade record as stored: the symbol and condition list as indexes of ``symbols`` and
+    /// ``conditionLists``, and the exact values.
+    public struct Record: Sendable, Equatable {
+        public var symbol: UInt32
+        public var conditions: UInt32
+        public var price: Double
+        public var timestamp: Int64
+        public var volume: Double
     }
 
-    /// ``trades(of:into:)``, also appending each trade's symbol table index to `symbolIDs` when it is not nil.
-    @inline(__always)
-    func trades(of frame: Frame, into out: inout [Trade], symbolIDs: inout [UInt32]?) throws(RecordingError) {
+    /// The trade `record` stands for.
+    @inline(__always) public func trade(_ record: Record) -> Trade {
+        Trade(symbol: symbols[Int(record.symbol)], price: record.price, timestamp: record.timestamp, volume: record.volume,
+              conditions: conditionLists[Int(record.conditions)])
+    }
+
+    /// Appends the trades of `frame` to `out`. A symbol or condition index outside the tables throws.
+    public func trades(of frame: Frame, into out: inout [Trade]) throws(RecordingError) {
         var p = frame.payload
-        let symbolCount = UInt32(symbols.count), listCount = UInt32(conditionLists.count)
         for _ in 0..<frame.trades {
-            let s = base.loadUnaligned(fromByteOffset: p, as: UInt32.self)
-            let c = base.loadUnaligned(fromByteOffset: p + 4, as: UInt32.self)
-            guard s < symbolCount, c < listCount else {
-                throw RecordingError(.corruptData, path: path, line: frame.line, "trade at byte \(p) names symbol \(s) of \(symbolCount) or condition list \(c) of \(listCount)")
-            }
-            out.append(Trade(symbol: symbols[Int(s)], price: base.loadUnaligned(fromByteOffset: p + 8, as: Double.self),
-                             timestamp: base.loadUnaligned(fromByteOffset: p + 16, as: Int64.self),
-                             volume: base.loadUnaligned(fromByteOffset: p + 24, as: Double.self), conditions: conditionLists[Int(c)]))
-            symbolIDs?.append(s)
+            out.append(trade(try record(at: p, of: frame)))
             p += Self.tradeSize
         }
     }
 
-    /// Every trade in file order, in runs of up to `runSize` trades (whole frames): the backtest's read path.
-    public func forEachTradeRun(runSize: Int = 4096, _ body: ([Trade]) throws -> Void) throws {
-        try forEachTradeRun(runSize: runSize) { run, _ in try body(run) }
+    /// The record at byte `p` of `frame`'s payload; a symbol or condition index outside the tables throws.
+    @inline(__always) private func record(at p: Int, of frame: Frame) throws(RecordingError) -> Record {
+        let s = base.loadUnaligned(fromByteOffset: p, as: UInt32.self)
+        let c = base.loadUnaligned(fromByteOffset: p + 4, as: UInt32.self)
+        guard s < UInt32(symbols.count), c < UInt32(conditionLists.count) else {
+            throw RecordingError(.corruptData, path: path, line: frame.line, "trade at byte \(p) names symbol \(s) of \(symbols.count) or condition list \(c) of \(conditionLists.count)")
+        }
+        return Record(symbol: s, conditions: c, price: base.loadUnaligned(fromByteOffset: p + 8, as: Double.self),
+                      timestamp: base.loadUnaligned(fromByteOffset: p + 16, as: Int64.self),
+                      volume: base.loadUnaligned(fromByteOffset: p + 24, as: Double.self))
     }
 
-    /// ``forEachTradeRun(runSize:_:)`` with each trade's symbol table index (`symbolIDs[i]` is the
-    /// symbol of `run[i]`): dense numbers 0, 1, 2… that name the same symbol throughout the tape.
-    public func forEachTradeRun(runSize: Int = 4096, _ body: (_ run: [Trade], _ symbolIDs: [UInt32]) throws -> Void) throws {
+    /// Every trade in file order, in runs of up to `runSize` trades (whole frames).
+    public func forEachTradeRun(runSize: Int = 4096, _ body: ([Trade]) throws -> Void) throws {
         var run: [Trade] = []
-        var ids: [UInt32]? = []
         run.reserveCapacity(runSize + 256)
-        ids!.reserveCapacity(runSize + 256)
+        try forEachRecordRun(runSize: runSize) { records in
+            run.removeAll(keepingCapacity: true)
+            for r in records { run.append(trade(r)) }
+            try body(run)
+        }
+    }
+
+    /// Every trade record in file order, in runs of up to `runSize` records (whole frames): the
+    /// backtest's read path. Every record's indexes are within the tables (checked before `body` sees
+    /// it); ``trade(_:)`` turns one into its trade. Records hold no references, so a run costs no
+    /// reference counting to hand over or to free.
+    public func forEachRecordRun(runSize: Int = 4096, _ body: ([Record]) throws -> Void) throws {
+        var run: [Record] = []
+        run.reserveCapacity(runSize + 256)
         var at = framesStart
         while let f = try frame(at: at) {
-            if f.text == nil { try trades(of: f, into: &run, symbolIDs: &ids) }
-            if run.count >= runSize { try body(run, ids!); run.removeAll(keepingCapacity: true); ids!.removeAll(keepingCapacity: true) }
+            if f.text == nil {
+                var p = f.payload
+                for _ in 0..<f.trades { run.append(try record(at: p, of: f)); p += Self.tradeSize }
+            }
+            if run.count >= runSize { try body(run); run.removeAll(keepingCapacity: true) }
             at = f.next
         }
-        if !run.isEmpty { try body(run, ids!) }
+        if !run.isEmpty { try body(run) }
     }
 }
 

@@ -169,6 +169,13 @@ struct Recorder: Strategy {
             #expect(json["strategy"] as? String == name && (json["equity_curve"] as? [Any])?.isEmpty == false)
             #expect(a.curve.count <= c.maxCurvePoints && a.curve.map(\.time) == a.curve.map(\.time).sorted())
         }
+        // A symbol filter keeps the same trades of the tape (by its symbol indexes) as of the recording (by text).
+        var f = BacktestConfig()
+        f.symbols = [trades[0].symbol, trades[1].symbol]
+        let fj = try Backtest.run(path: dir + "/s.jsonl", strategy: try Strategies.make("breakout", parameters: []), config: f).report
+        let ft = try Backtest.run(path: dir + "/s.mstape", strategy: try Strategies.make("breakout", parameters: []), config: f).report
+        #expect(fj.jsonBytes() == ft.jsonBytes())
+        #expect(fj.trades > 0 && fj.trades < 30_000 && Set(ft.symbols.map(\.symbol)) == f.symbols)
     }
 
     @Test func symbolFilterAndFailures() throws {
