@@ -108,7 +108,8 @@ public struct BacktestEngine<S: Strategy> {
     /// does. A record's symbol index names the same symbol throughout the tape, so it maps straight to
     /// the symbol's portfolio slot instead of the symbol being looked up by its text.
     public mutating func process(_ records: [BinaryTape.Record], of tape: BinaryTape) {
-        let symbols = tape.symbols
+        // The tables are read once, not once per record (each read of a class's array retains it).
+        let symbols = tape.symbols, conditionLists = tape.conditionLists
         if slotTape !== tape { slotTape = tape; slotByID.removeAll() }
         records.withUnsafeBufferPointer { buffer in
             for r in buffer {
@@ -121,7 +122,8 @@ public struct BacktestEngine<S: Strategy> {
                     slotByID[id] = s
                 }
                 guard s >= 0 else { continue }
-                let trade = tape.trade(r)
+                let trade = Trade(symbol: symbols[id], price: r.price, timestamp: r.timestamp, volume: r.volume,
+                                  conditions: conditionLists[Int(r.conditions)])
                 if s != lastSlot { lastSymbol = trade.symbol; lastSlot = s; portfolio.current = s }
                 process(trade, slot: s)
             }
