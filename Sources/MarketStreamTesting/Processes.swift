@@ -20,6 +20,9 @@ public func builtExecutable(_ name: String) -> String? {
 public final class ChildProcess: @unchecked Sendable {
     public let name: String
     public let arguments: [String]
+    /// The log file and its size when this process started: where its part of the log begins.
+    public let log: String
+    private let logStart: UInt64
     private let process = Process()
 
     public struct NotBuilt: Error, CustomStringConvertible {
@@ -32,7 +35,8 @@ public final class ChildProcess: @unchecked Sendable {
         self.arguments = arguments
         if !FileManager.default.fileExists(atPath: log) { _ = FileManager.default.createFile(atPath: log, contents: nil) }
         let out = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
-        out.seekToEndOfFile()
+        self.log = log
+        logStart = out.seekToEndOfFile()
         out.write(Data("--- \(name) \(arguments.joined(separator: " "))\n".utf8))
         process.executableURL = URL(fileURLWithPath: path)
         process.arguments = arguments
@@ -43,6 +47,15 @@ public final class ChildProcess: @unchecked Sendable {
     }
 
     deinit { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+
+    /// Whether the log from this process's start on holds `text` (lines of processes writing the same
+    /// log after it started included).
+    public func logged(_ text: String) -> Bool {
+        guard let h = FileHandle(forReadingAtPath: log) else { return false }
+        defer { try? h.close() }
+        h.seek(toFileOffset: logStart)
+        return String(decoding: h.readDataToEndOfFile(), as: UTF8.self).contains(text)
+    }
 
     public var pid: Int32 { process.processIdentifier }
     public var isRunning: Bool { process.isRunning }

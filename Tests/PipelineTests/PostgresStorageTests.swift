@@ -95,24 +95,15 @@ struct PostgresStorageTests {
         let topic = TestBroker.unique("pg-kill"), group = TestBroker.unique("pg-g")
         try KafkaAdmin(config: config).ensureTopics([TopicSpec(name: topic, partitions: 3)] + TopicSpec.pipelineTopics)
         let log = tempDir("pg-kill") + "/storage.log"
-        _ = FileManager.default.createFile(atPath: log, contents: nil)
-        /// Whether the member whose part of the log begins at `logStart` has been given partitions.
-        func assigned(since logStart: UInt64) -> Bool {
-            guard let h = FileHandle(forReadingAtPath: log) else { return false }
-            defer { try? h.close() }
-            h.seek(toFileOffset: logStart)
-            return String(decoding: h.readDataToEndOfFile(), as: UTF8.self).contains("] assigned ")
-        }
         // The stream lasts through the kills (2,000 trades every 800 ms); the short session (2 s) makes
         // the group notice a killed member in about 3 s.
         let producing = Task { try await Self.stream(Self.trades, to: topic, config: config, chunk: 2_000, pause: .milliseconds(800)) }
         var kills = 0, killedWhileStoring = 0
         while kills < 10 {
-            let logStart = ((try? FileManager.default.attributesOfItem(atPath: log))?[.size] as? NSNumber)?.uint64Value ?? 0
             let p = try storage(config, topic: topic, group: group, url: db.url, log: log,
                                 extra: ["-X", "session.timeout.ms=2000", "-X", "heartbeat.interval.ms=500"])
             // Each member is killed while it owns partitions, after it has had time to store a batch.
-            let joined = try await eventually(timeout: .seconds(60)) { assigned(since: logStart) }
+            let joined = try await eventually(timeout: .seconds(60)) { p.logged("] assigned ") }
             #expect(joined, "storage member \(kills + 1) was not given partitions within 60 s; see \(log)")
             let before = try Self.stored(db, topic: topic, group: group).rows
             try await Task.sleep(for: .milliseconds(Int.random(in: 600...1_500)))

@@ -24,21 +24,12 @@ struct StorageCrashTests {
         _ = FileManager.default.createFile(atPath: log, contents: nil)
         let total = 200_000
 
-        /// Starts a storage member; returns it with where its part of the log begins. The short session
-        /// (2 s) makes the group notice a killed member in about 3 s instead of 6.
-        func start() throws -> (process: ChildProcess, logStart: UInt64) {
-            let logStart = ((try? FileManager.default.attributesOfItem(atPath: log))?[.size] as? NSNumber)?.uint64Value ?? 0
-            let p = try ChildProcess("pipeline", ["storage", "--bootstrap-servers", config.bootstrapServers, "--topic", topic, "--group", group,
-                                                  "--data-dir", dir, "--batch-size", "2000", "--batch-seconds", "1", "--metrics-port", "0",
-                                                  "-X", "session.timeout.ms=2000", "-X", "heartbeat.interval.ms=500"], log: log)
-            return (p, logStart)
-        }
-        /// Whether the member whose log begins at `logStart` has been given partitions.
-        func assigned(since logStart: UInt64) -> Bool {
-            guard let h = FileHandle(forReadingAtPath: log) else { return false }
-            defer { try? h.close() }
-            h.seek(toFileOffset: logStart)
-            return String(decoding: h.readDataToEndOfFile(), as: UTF8.self).contains("] assigned ")
+        /// Starts a storage member. The short session (2 s) makes the group notice a killed member in
+        /// about 3 s instead of 6.
+        func start() throws -> ChildProcess {
+            try ChildProcess("pipeline", ["storage", "--bootstrap-servers", config.bootstrapServers, "--topic", topic, "--group", group,
+                                          "--data-dir", dir, "--batch-size", "2000", "--batch-seconds", "1", "--metrics-port", "0",
+                                          "-X", "session.timeout.ms=2000", "-X", "heartbeat.interval.ms=500"], log: log)
         }
 
         // The stream lasts through the kills: 2,000 trades every 800 ms.
@@ -52,11 +43,11 @@ struct StorageCrashTests {
             }
             try producer.close()
         }
-        var (process, logStart) = try start()
+        var process = try start()
         var kills = 0, terms = 0, killedWhileStoring = 0
         while kills < 20 {
             // Each member is killed while it owns partitions, so every kill can land in a batch being written.
-            let joined = try await eventually(timeout: .seconds(60)) { assigned(since: logStart) }
+            let joined = try await eventually(timeout: .seconds(60)) { process.logged("] assigned ") }
             #expect(joined, "storage member \(kills + terms + 1) was not given partitions within 60 s; the log: \(log)")
             let before = try StorageService.readMarkers(markerDir)
             try await Task.sleep(for: .milliseconds(Int.random(in: 300...1200)))
@@ -70,7 +61,7 @@ struct StorageCrashTests {
                 kills += 1
                 if try StorageService.readMarkers(markerDir) != before { killedWhileStoring += 1 }
             }
-            (process, logStart) = try start()
+            process = try start()
         }
         // Most kills hit a member that had just stored a batch (its marker moved while it owned partitions).
         #expect(killedWhileStoring >= 10, "only \(killedWhileStoring) of 20 kills came after the member stored a batch")
@@ -91,7 +82,7 @@ struct StorageCrashTests {
         #expect(committed.map(\.offset).reduce(0, +) == Int64(total))
         for c in committed { #expect(markers[c.partition].map { $0 + 1 } == c.offset) }
 
-        let (again, _) = try start()
+        let again = try start()
         try await Task.sleep(for: .seconds(4))
         again.terminate()
         #expect(await again.waitForExit() == 0)
