@@ -118,12 +118,11 @@ public struct BacktestEngine<S: Strategy> {
                 if id >= slotByID.count { slotByID.append(contentsOf: repeatElement(Self.unknownSlot, count: id + 1 - slotByID.count)) }
                 var s = slotByID[id]
                 if s == Self.unknownSlot {
-                    s = config.symbols.map { $0.contains(symbols[id]) } ?? true ? portfolio.slot(symbols[id]) : Self.filteredOut
+                    s = admittedSlot(symbols[id]) ?? Self.filteredOut
                     slotByID[id] = s
                 }
                 guard s >= 0 else { continue }
-                let trade = Trade(symbol: symbols[id], price: r.price, timestamp: r.timestamp, volume: r.volume,
-                                  conditions: conditionLists[Int(r.conditions)])
+                let trade = BinaryTape.trade(r, symbols: symbols, conditionLists: conditionLists)
                 if s != lastSlot { lastSymbol = trade.symbol; lastSlot = s; portfolio.current = s }
                 process(trade, slot: s)
             }
@@ -142,12 +141,18 @@ public struct BacktestEngine<S: Strategy> {
         guard trade.price.isFinite, trade.price > 0 else { return }
         let s: Int
         if lastSlot >= 0, trade.symbol == lastSymbol { s = lastSlot } else {
-            if let wanted = config.symbols, !wanted.contains(trade.symbol) { return }
-            s = portfolio.slot(trade.symbol)
+            guard let admitted = admittedSlot(trade.symbol) else { return }
+            s = admitted
             lastSymbol = trade.symbol; lastSlot = s
             portfolio.current = s
         }
         process(trade, slot: s)
+    }
+
+    /// The portfolio slot of `symbol` (created at its first trade), or nil when the symbol filter leaves it out.
+    private func admittedSlot(_ symbol: String) -> Int? {
+        if let wanted = config.symbols, !wanted.contains(symbol) { return nil }
+        return portfolio.slot(symbol)
     }
 
     /// ``process(_:)-(Trade)`` for a trade with a finite positive price once its portfolio slot `s` is

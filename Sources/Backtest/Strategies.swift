@@ -220,7 +220,7 @@ public struct Breakout: Strategy {
 
     public mutating func onTrade(_ trade: Trade, _ ctx: StrategyContext) -> [Order] {
         guard let i = states.find(trade.symbol, slot: ctx.slot), states[i].highs.count >= lookback, !states[i].busy else { return [] }
-        let position = ctx.slot >= 0 ? ctx.portfolio.books[ctx.slot].position : ctx.portfolio.position(trade.symbol)
+        let position = ctx.portfolio.position(trade.symbol)
         if position == 0 {
             guard trade.price > states[i].high, states[i].change >= minChangePct,
                   let q = orderSize(quantity: quantity, fraction: fraction, price: trade.price, ctx) else { return [] }

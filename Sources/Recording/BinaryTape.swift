@@ -167,6 +167,12 @@ public final class BinaryTape: @unchecked Sendable {
 
     /// The trade `record` stands for.
     @inline(__always) public func trade(_ record: Record) -> Trade {
+        Self.trade(record, symbols: symbols, conditionLists: conditionLists)
+    }
+
+    /// The trade `record` stands for, given its tape's ``symbols`` and ``conditionLists`` (a caller
+    /// turning many records into trades reads the tables once instead of once per record).
+    @inline(__always) public static func trade(_ record: Record, symbols: [String], conditionLists: [[String]?]) -> Trade {
         Trade(symbol: symbols[Int(record.symbol)], price: record.price, timestamp: record.timestamp, volume: record.volume,
               conditions: conditionLists[Int(record.conditions)])
     }
@@ -190,17 +196,6 @@ public final class BinaryTape: @unchecked Sendable {
         return Record(symbol: s, conditions: c, price: base.loadUnaligned(fromByteOffset: p + 8, as: Double.self),
                       timestamp: base.loadUnaligned(fromByteOffset: p + 16, as: Int64.self),
                       volume: base.loadUnaligned(fromByteOffset: p + 24, as: Double.self))
-    }
-
-    /// Every trade in file order, in runs of up to `runSize` trades (whole frames).
-    public func forEachTradeRun(runSize: Int = 4096, _ body: ([Trade]) throws -> Void) throws {
-        var run: [Trade] = []
-        run.reserveCapacity(runSize + 256)
-        try forEachRecordRun(runSize: runSize) { records in
-            run.removeAll(keepingCapacity: true)
-            for r in records { run.append(trade(r)) }
-            try body(run)
-        }
     }
 
     /// Every trade record in file order, in runs of up to `runSize` records (whole frames): the

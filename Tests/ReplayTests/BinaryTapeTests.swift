@@ -39,7 +39,7 @@ import Testing
         #expect(t.header == (try RecordingReader(path: source)).header && t.tradeCount == trades)
         #expect(RecordingReader.lastRecvNs(path: tape) == RecordingReader.lastRecvNs(path: source))
         var direct: [Trade] = []
-        try t.forEachTradeRun(runSize: 100) { direct += $0 }
+        try t.forEachRecordRun(runSize: 100) { direct += $0.map(t.trade) }
         #expect(direct == original.flatMap { f -> [Trade] in if case .trades(let x) = f.2 { return x }; return [] })
         // The packed file refuses to be replaced, and a second pack with --overwrite gives the same bytes.
         #expect(throws: RecordingError.self) { try BinaryTape.pack(recording: source, to: tape) }
