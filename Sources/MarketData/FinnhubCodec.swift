@@ -250,8 +250,39 @@ extension FinnhubCodec {
         return trades
     }
 
+    /// The trade at the current position when it is written as Finnhub and ``encodeTrades(_:)``
+    /// write it: keys `s`, `p`, `t`, `v`, then optionally `c`, in that order, no whitespace, plain
+    /// numbers. Anything else (or anything invalid) gives nil with nothing consumed, and the general
+    /// decoder reads it, so both give the same trade or the same error.
+    @inline(__always)
+    private static func decodeCanonicalTrade(_ s: inout JSONScanner, _ memo: inout FrameMemo) -> Trade? {
+        let start = s.pos
+        guard s.consumeExactly(#"{"s":"#),
+              let symbol = try? s.readString(reusingAny: &memo.symbols, limit: 8), !symbol.isEmpty,
+              s.consumeExactly(#","p":"#), let p = s.readPlainNumber(),
+              s.consumeExactly(#","t":"#), let t = s.readPlainNumber(), let timestamp = s.int64Value(t),
+              s.consumeExactly(#","v":"#), let v = s.readPlainNumber()
+        else { s.pos = start; return nil }
+        var conditions: [String]?
+        if s.consumeExactly(#","c":"#) {
+            guard let c = try? readConditionsFast(&s, &memo) else { s.pos = start; return nil }
+            conditions = c
+        }
+        guard s.consumeExactly("}") else { s.pos = start; return nil }
+        return Trade(symbol: symbol, price: s.doubleValue(p), timestamp: timestamp, volume: s.doubleValue(v), conditions: conditions)
+    }
+
+    /// ``readConditions(_:_:_:)`` for the fast path, which keeps no path: the general decoder
+    /// re-reads whatever this rejects, and names the error.
+    @inline(__always)
+    private static func readConditionsFast(_ s: inout JSONScanner, _ memo: inout FrameMemo) throws(JSONScanError) -> [String]? {
+        var path = FramePath()
+        return try readConditions(&s, &path, &memo)
+    }
+
     private static func decodeTrade(_ s: inout JSONScanner, _ path: inout FramePath, _ memo: inout FrameMemo) throws(JSONScanError) -> Trade {
         _ = s.peek()
+        if let trade = decodeCanonicalTrade(&s, &memo) { return trade }
         let objectStart = s.pos
         var symbol: String?
         var price: Double?

@@ -152,6 +152,20 @@ package struct JSONScanner {
         return true
     }
 
+    /// Consumes `literal` (at most 8 bytes) if the bytes at the current position, with no
+    /// whitespace skipped, are exactly it.
+    @inline(__always)
+    mutating func consumeExactly(_ literal: StaticString) -> Bool {
+        let n = literal.utf8CodeUnitCount
+        guard let base = bytes.baseAddress, bytes.count - pos >= 8 else { return matchLiteral(literal) }
+        var word: UInt64 = 0
+        for k in 0..<n { word |= UInt64(literal.utf8Start[k]) << (8 * UInt64(k)) }
+        let mask: UInt64 = n >= 8 ? ~0 : (1 << (8 * UInt64(n))) &- 1
+        guard base.loadUnaligned(fromByteOffset: pos, as: UInt64.self) & mask == word else { return false }
+        pos += n
+        return true
+    }
+
     /// Reads an object key and its `:`; `classify` sees the key's unescaped UTF-8 bytes.
     @inline(__always)
     mutating func readKey<K>(_ classify: (UnsafeRawBufferPointer) -> K) throws(JSONScanError) -> K {
@@ -382,6 +396,11 @@ package struct JSONScanner {
         if let n = readShortNumber() { return n }
         return try readNumberByDigit()
     }
+
+    /// The number at the current position, with no whitespace skipped, when it has the common
+    /// form ``readNumber()`` reads 8 digits at a time; else nil, nothing consumed.
+    @inline(__always)
+    mutating func readPlainNumber() -> JSONNumber? { readShortNumber() }
 
     /// The digit bytes at the start of 8 bytes (first byte lowest): their count (0–8) and, for
     /// those digits, the value.

@@ -297,4 +297,29 @@ private func byteOffset(of needle: String, in haystack: String) -> Int {
             #expect(bytes == Array(text.utf8))
         }
     }
+
+    @Test("trades written as Finnhub writes them and the same trades spaced out decode the same, mixed in one frame")
+    func canonicalAndSpacedTradesDecodeTheSame() throws {
+        var rng = SystemRandomNumberGenerator()
+        let prefix = #"{"type":"trade","data":["#
+        for _ in 0..<1_000 {
+            let trades = (0..<Int.random(in: 1...12, using: &rng)).map { _ in Self.randomTrade(&rng) }
+            // No generated string holds a comma, so `,"` only ever starts a key.
+            let objects = trades.map { trade in
+                let text = FinnhubCodec.encodeTrades([trade])
+                let object = String(text.dropFirst(prefix.count).dropLast(2))
+                guard Bool.random(using: &rng) else { return object }
+                var spaced = "{ "
+                var afterComma = false
+                for ch in object.dropFirst() {
+                    if ch == "\"" && afterComma { spaced += " " }
+                    spaced.append(ch)
+                    afterComma = ch == ","
+                }
+                return spaced
+            }
+            let frame = prefix + objects.joined(separator: ",") + "]}"
+            #expect(try decode(frame) == .trades(trades), "\(frame)")
+        }
+    }
 }
