@@ -265,8 +265,7 @@ extension FinnhubCodec {
         else { s.pos = start; return nil }
         var conditions: [String]?
         if s.consumeExactly(#","c":"#) {
-            guard let c = try? readConditionsFast(&s, &memo) else { s.pos = start; return nil }
-            conditions = c
+            do { conditions = try readConditionsFast(&s, &memo) } catch { s.pos = start; return nil }
         }
         guard s.consumeExactly("}") else { s.pos = start; return nil }
         return Trade(symbol: symbol, price: s.doubleValue(p), timestamp: timestamp, volume: s.doubleValue(v), conditions: conditions)

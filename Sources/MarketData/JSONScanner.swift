@@ -420,8 +420,11 @@ package struct JSONScanner {
         return (count, v & 0xFFFF_FFFF)
     }
 
-    private static let powersOfTenU64: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) =
-        (1, 10, 100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000, 100_000_000)
+    private static let powersOfTenU64: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64,
+                                        UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) =
+        (1, 10, 100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000,
+         100_000_000, 1_000_000_000, 10_000_000_000, 100_000_000_000,
+         1_000_000_000_000, 10_000_000_000_000, 100_000_000_000_000, 1_000_000_000_000_000)
 
     @inline(__always)
     private static func power(_ k: Int) -> UInt64 {
@@ -460,8 +463,16 @@ package struct JSONScanner {
         if i < end, base.load(fromByteOffset: i, as: UInt8.self) == UInt8(ascii: ".") {
             i += 1
             guard end - i >= 8 else { return nil }
-            let (k, v) = Self.leadingDigits(base.loadUnaligned(fromByteOffset: i, as: UInt64.self))
-            guard k > 0, k < 8, digits + k <= 19 else { return nil }
+            var (k, v) = Self.leadingDigits(base.loadUnaligned(fromByteOffset: i, as: UInt64.self))
+            guard k > 0 else { return nil }
+            if k == 8 {
+                // 8 to 15 fraction digits (a crypto size such as 0.00012345): one more word.
+                guard end - i >= 16 else { return nil }
+                let (k2, v2) = Self.leadingDigits(base.loadUnaligned(fromByteOffset: i + 8, as: UInt64.self))
+                guard k2 < 8 else { return nil }
+                v = v &* Self.power(k2) &+ v2; k += k2
+            }
+            guard digits + k <= 19 else { return nil }
             mantissa = mantissa &* Self.power(k) &+ v; exponent = -k; i += k
             isInteger = false
         }

@@ -10,7 +10,7 @@ import Testing
         var rng = SystemRandomNumberGenerator()
         var texts: [String] = ["0", "-0", "0.5", "01", "-", "1.", "1.e5", "1e5", "2E-3", "-0.000001", "9.", "00.1"]
         for intDigits in 1...22 {
-            for fracDigits in [0, 1, 2, 6, 7, 8, 9, 12] {
+            for fracDigits in [0, 1, 2, 6, 7, 8, 9, 12, 15, 16] {
                 var t = String((0..<intDigits).map { i in Character(String(i == 0 ? Int.random(in: 1...9, using: &rng) : Int.random(in: 0...9, using: &rng))) })
                 if fracDigits > 0 { t += "." + String((0..<fracDigits).map { _ in Character(String(Int.random(in: 0...9, using: &rng))) }) }
                 texts.append(t)
