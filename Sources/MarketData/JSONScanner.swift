@@ -152,16 +152,22 @@ package struct JSONScanner {
         return true
     }
 
-    /// Consumes `literal` (at most 8 bytes) if the bytes at the current position, with no
-    /// whitespace skipped, are exactly it.
+    /// Consumes `literal` if the bytes at the current position, with no whitespace skipped, are
+    /// exactly it. Compares 8 bytes at a time (masked in the last group) where the input has
+    /// that many left, byte by byte near its end.
     @inline(__always)
     mutating func consumeExactly(_ literal: StaticString) -> Bool {
         let n = literal.utf8CodeUnitCount
-        guard let base = bytes.baseAddress, bytes.count - pos >= 8 else { return matchLiteral(literal) }
-        var word: UInt64 = 0
-        for k in 0..<n { word |= UInt64(literal.utf8Start[k]) << (8 * UInt64(k)) }
-        let mask: UInt64 = n >= 8 ? ~0 : (1 << (8 * UInt64(n))) &- 1
-        guard base.loadUnaligned(fromByteOffset: pos, as: UInt64.self) & mask == word else { return false }
+        guard let base = bytes.baseAddress, n > 0, bytes.count - pos >= (n + 7) & ~7 else { return matchLiteral(literal) }
+        var offset = 0
+        while offset < n {
+            let count = min(8, n - offset)
+            var word: UInt64 = 0
+            for k in 0..<count { word |= UInt64(literal.utf8Start[offset + k]) << (8 * UInt64(k)) }
+            let mask: UInt64 = count == 8 ? ~0 : (1 << (8 * UInt64(count))) &- 1
+            guard base.loadUnaligned(fromByteOffset: pos + offset, as: UInt64.self) & mask == word else { return false }
+            offset += 8
+        }
         pos += n
         return true
     }

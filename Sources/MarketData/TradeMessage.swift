@@ -59,6 +59,8 @@ public enum TradeMessage {
     /// ``decode(_:)``, reusing the values of `memo` where the message repeats their text.
     public static func decode(_ bytes: UnsafeRawBufferPointer, memo: inout Memo) throws(TradeMessageError) -> Trade {
         var s = JSONScanner(bytes)
+        if let trade = decodeCanonical(&s, &memo) { return trade }
+        s.pos = 0
         do {
             return try decode(&s, &memo)
         } catch let error as JSONScanError {
@@ -97,20 +99,7 @@ public enum TradeMessage {
             repeat {
                 switch try s.readKey(classify) {
                 case .symbol:
-                    if let seen = memo.symbols.first(where: { seen in seen.text.withUnsafeBytes { s.consumeRepeat(of: $0) } }) {
-                        symbol = seen.value
-                        continue
-                    }
-                    let start = s.pos
-                    guard s.peek() == UInt8(ascii: "\"") else { throw try invalid("symbol must be a non-empty string", &s, start) }
-                    let textStart = s.pos
-                    let value = try s.readString()
-                    guard !value.isEmpty else { throw TradeMessageError(reason: "symbol must be a non-empty string, got \"\"") }
-                    guard value.utf8.count <= maxSymbolBytes else {
-                        throw TradeMessageError(reason: "symbol must be at most \(maxSymbolBytes) UTF-8 bytes, got \(value.utf8.count)")
-                    }
-                    symbol = value
-                    if memo.keeps && memo.symbols.count < 8 { memo.symbols.append((Array(UnsafeRawBufferPointer(rebasing: s.bytes[textStart..<s.pos])), value)) }
+                    symbol = try readSymbol(&s, &memo)
                 case .price:
                     let start = s.pos
                     guard let value = try number(&s), value.isFinite, value > 0 else {
@@ -132,28 +121,7 @@ public enum TradeMessage {
                     guard let value, value > 0 else { throw try invalid("timestamp must be a positive integer", &s, start) }
                     timestamp = value
                 case .conditions:
-                    if let seen = memo.conditions.first(where: { seen in seen.text.withUnsafeBytes { s.consumeRepeat(of: $0) } }) {
-                        conditions = seen.value
-                        continue
-                    }
-                    _ = s.peek()
-                    let start = s.pos
-                    conditions = nil
-                    if !s.consumeNull() {
-                        guard s.peek() == UInt8(ascii: "[") else { throw try invalid("conditions must be an array of strings or null", &s, start) }
-                        var list: [String] = []
-                        if try s.enterArray() {
-                            list.reserveCapacity(4)
-                            repeat {
-                                guard s.peek() == UInt8(ascii: "\"") else {
-                                    throw try invalid("conditions must be an array of strings or null", &s, start)
-                                }
-                                list.append(try s.readString())
-                            } while try s.nextElement()
-                        }
-                        conditions = list
-                    }
-                    if memo.keeps && memo.conditions.count < 4 { memo.conditions.append((Array(UnsafeRawBufferPointer(rebasing: s.bytes[start..<s.pos])), conditions)) }
+                    conditions = try readConditions(&s, &memo)
                 case .other:
                     try s.skipValue()
                 }
@@ -166,6 +134,71 @@ public enum TradeMessage {
         guard let volume else { throw TradeMessageError(reason: #"missing field "volume""#) }
         guard let timestamp else { throw TradeMessageError(reason: #"missing field "timestamp""#) }
         return Trade(symbol: symbol, price: price, timestamp: timestamp, volume: volume, conditions: conditions)
+    }
+
+    /// The message when it is written as ``encode(_:into:)`` writes it: keys `symbol`, `price`,
+    /// `volume`, `timestamp`, `conditions` in that order, no whitespace, plain numbers (no exponent),
+    /// every value valid. Anything else gives nil and the general decoder reads the message from its
+    /// start, so both give the same trade or the same error.
+    @inline(__always)
+    private static func decodeCanonical(_ s: inout JSONScanner, _ memo: inout Memo) -> Trade? {
+        guard s.consumeExactly(#"{"symbol":"#), let symbol = try? readSymbol(&s, &memo),
+              s.consumeExactly(#","price":"#), let p = s.readPlainNumber(), case let price = s.doubleValue(p), price.isFinite, price > 0,
+              s.consumeExactly(#","volume":"#), let v = s.readPlainNumber(), case let volume = s.doubleValue(v), volume.isFinite, volume >= 0,
+              s.consumeExactly(#","timestamp":"#), let t = s.readPlainNumber(), let timestamp = s.int64Value(t), timestamp > 0,
+              s.consumeExactly(#","conditions":"#)
+        else { return nil }
+        let conditions: [String]?
+        do { conditions = try readConditions(&s, &memo) } catch { return nil }
+        guard s.consumeExactly("}"), s.pos == s.bytes.count else { return nil }
+        return Trade(symbol: symbol, price: price, timestamp: timestamp, volume: volume, conditions: conditions)
+    }
+
+    /// The `symbol` value at the current position: the memo's value where the text repeats one it
+    /// holds, else read, checked (a string of 1–``maxSymbolBytes`` UTF-8 bytes) and remembered.
+    @inline(__always)
+    private static func readSymbol(_ s: inout JSONScanner, _ memo: inout Memo) throws -> String {
+        if let seen = memo.symbols.first(where: { seen in seen.text.withUnsafeBytes { s.consumeRepeat(of: $0) } }) {
+            return seen.value
+        }
+        let start = s.pos
+        guard s.peek() == UInt8(ascii: "\"") else { throw try invalid("symbol must be a non-empty string", &s, start) }
+        let textStart = s.pos
+        let value = try s.readString()
+        guard !value.isEmpty else { throw TradeMessageError(reason: "symbol must be a non-empty string, got \"\"") }
+        guard value.utf8.count <= maxSymbolBytes else {
+            throw TradeMessageError(reason: "symbol must be at most \(maxSymbolBytes) UTF-8 bytes, got \(value.utf8.count)")
+        }
+        if memo.keeps && memo.symbols.count < 8 { memo.symbols.append((Array(UnsafeRawBufferPointer(rebasing: s.bytes[textStart..<s.pos])), value)) }
+        return value
+    }
+
+    /// The `conditions` value at the current position (an array of strings, or `null` for nil): the
+    /// memo's value where the text repeats one it holds, else read and remembered.
+    @inline(__always)
+    private static func readConditions(_ s: inout JSONScanner, _ memo: inout Memo) throws -> [String]? {
+        if let seen = memo.conditions.first(where: { seen in seen.text.withUnsafeBytes { s.consumeRepeat(of: $0) } }) {
+            return seen.value
+        }
+        _ = s.peek()
+        let start = s.pos
+        var conditions: [String]?
+        if !s.consumeNull() {
+            guard s.peek() == UInt8(ascii: "[") else { throw try invalid("conditions must be an array of strings or null", &s, start) }
+            var list: [String] = []
+            if try s.enterArray() {
+                list.reserveCapacity(4)
+                repeat {
+                    guard s.peek() == UInt8(ascii: "\"") else {
+                        throw try invalid("conditions must be an array of strings or null", &s, start)
+                    }
+                    list.append(try s.readString())
+                } while try s.nextElement()
+            }
+            conditions = list
+        }
+        if memo.keeps && memo.conditions.count < 4 { memo.conditions.append((Array(UnsafeRawBufferPointer(rebasing: s.bytes[start..<s.pos])), conditions)) }
+        return conditions
     }
 
     @inline(__always)

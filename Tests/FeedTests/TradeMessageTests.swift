@@ -1,3 +1,4 @@
+import Foundation
 import Feeds
 import MarketData
 import Exchange
@@ -68,6 +69,32 @@ private func reason(_ text: String) -> String? {
         #expect(rejected == 6)
     }
 
+    /// A message as the encoder writes it and the same message with whitespace between its members
+    /// (which the one-pass read of the encoder's form does not take) decode to the same trade, with
+    /// and without a memo.
+    @Test func encodedAndSpacedMessagesDecodeTheSame() throws {
+        var rng = SystemRandomNumberGenerator()
+        var memo = TradeMessage.Memo()
+        for _ in 0..<2_000 {
+            var trade = FinnhubRoundTripTests.randomTrade(&rng)
+            trade.price = trade.price.magnitude + 0.01
+            trade.volume = trade.volume.magnitude
+            trade.timestamp = Int64.random(in: 1...Int64.max, using: &rng)
+            let text = String(decoding: TradeMessage.encode(trade), as: UTF8.self)
+            // The keys, in the encoder's order, are the only places `,"` and `":` stand next to a key.
+            var spaced = text
+            for key in ["price", "volume", "timestamp", "conditions"] {
+                spaced = spaced.replacingOccurrences(of: #","\#(key)":"#, with: #" , "\#(key)" : "#)
+            }
+            #expect(spaced != text)
+            for message in [text, spaced] {
+                #expect(try decode(message) == trade, "\(message)")
+                let withMemo = try Array(message.utf8).withUnsafeBytes { b throws(TradeMessageError) in try TradeMessage.decode(b, memo: &memo) }
+                #expect(withMemo == trade, "\(message)")
+            }
+        }
+    }
+
     @Test func acceptsAnyKeyOrderUnknownKeysAndWhitespace() throws {
         let text = " {\"conditions\" : [], \"timestamp\":5, \"extra\":{\"a\":[1,null]}, \"volume\":0, \"price\":1e-2,\n\"symbol\":\"\\u0041\"} \n"
         #expect(try decode(text) == Trade(symbol: "A", price: 0.01, timestamp: 5, volume: 0, conditions: []))
@@ -102,6 +129,16 @@ private func reason(_ text: String) -> String? {
         (#"{"symbol":"A","price":1,"volume":1,"timestamp":1,"conditions":"1"}"#, #"conditions must be an array of strings or null, got "1""#),
         (#"{"symbol":"A","price":1,"volume":1,"timestamp":1} {}"#, "trailing data after the JSON object at byte 50"),
         (#"{"symbol":"A","price":1,"volume":1,"timestamp":1"#, "not valid JSON: expected ',' or '}', found end of input at byte 48"),
+        // In the order and form the encoder writes, as the consumers mostly read them.
+        (#"{"symbol":"A","price":0,"volume":1,"timestamp":1,"conditions":null}"#, "price must be a finite number > 0, got 0"),
+        (#"{"symbol":"A","price":1e999,"volume":1,"timestamp":1,"conditions":null}"#, "price must be a finite number > 0, got 1e999"),
+        (#"{"symbol":"A","price":1,"volume":-0.5,"timestamp":1,"conditions":null}"#, "volume must be a finite number >= 0, got -0.5"),
+        (#"{"symbol":"A","price":1,"volume":1,"timestamp":0,"conditions":null}"#, "timestamp must be a positive integer, got 0"),
+        (#"{"symbol":"A","price":1,"volume":1,"timestamp":1.5,"conditions":null}"#, "timestamp must be a positive integer, got 1.5"),
+        (#"{"symbol":"","price":1,"volume":1,"timestamp":1,"conditions":null}"#, #"symbol must be a non-empty string, got """#),
+        (#"{"symbol":"A","price":1,"volume":1,"timestamp":1,"conditions":[1]}"#, "conditions must be an array of strings or null, got [1]"),
+        (#"{"symbol":"A","price":1,"volume":1,"timestamp":1,"conditions":null} {}"#, "trailing data after the JSON object at byte 68"),
+        (#"{"symbol":"A","price":1,"volume":1,"timestamp":1,"conditions":null"#, "not valid JSON: expected ',' or '}', found end of input at byte 66"),
     ])
     func rejectsInvalidMessagesWithClearReason(text: String, expected: String) {
         #expect(reason(text) == expected)
