@@ -265,18 +265,11 @@ extension FinnhubCodec {
         else { s.pos = start; return nil }
         var conditions: [String]?
         if s.consumeExactly(#","c":"#) {
-            do { conditions = try readConditionsFast(&s, &memo) } catch { s.pos = start; return nil }
+            var path = FramePath()
+            do { conditions = try readConditions(&s, &path, &memo) } catch { s.pos = start; return nil }
         }
         guard s.consumeExactly("}") else { s.pos = start; return nil }
         return Trade(symbol: symbol, price: s.doubleValue(p), timestamp: timestamp, volume: s.doubleValue(v), conditions: conditions)
-    }
-
-    /// ``readConditions(_:_:_:)`` for the fast path, which keeps no path: the general decoder
-    /// re-reads whatever this rejects, and names the error.
-    @inline(__always)
-    private static func readConditionsFast(_ s: inout JSONScanner, _ memo: inout FrameMemo) throws(JSONScanError) -> [String]? {
-        var path = FramePath()
-        return try readConditions(&s, &path, &memo)
     }
 
     private static func decodeTrade(_ s: inout JSONScanner, _ path: inout FramePath, _ memo: inout FrameMemo) throws(JSONScanError) -> Trade {

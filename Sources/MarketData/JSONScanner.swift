@@ -399,14 +399,9 @@ package struct JSONScanner {
     @inline(__always)
     mutating func readNumber() throws(JSONScanError) -> JSONNumber {
         skipWhitespace()
-        if let n = readShortNumber() { return n }
+        if let n = readPlainNumber() { return n }
         return try readNumberByDigit()
     }
-
-    /// The number at the current position, with no whitespace skipped, when it has the common
-    /// form ``readNumber()`` reads 8 digits at a time; else nil, nothing consumed.
-    @inline(__always)
-    mutating func readPlainNumber() -> JSONNumber? { readShortNumber() }
 
     /// The digit bytes at the start of 8 bytes (first byte lowest): their count (0–8) and, for
     /// those digits, the value.
@@ -437,11 +432,12 @@ package struct JSONScanner {
         withUnsafeBytes(of: powersOfTenU64) { $0.load(fromByteOffset: k * 8, as: UInt64.self) }
     }
 
-    /// The fast form of ``readNumber()``: nil (nothing consumed) unless the number at `pos` has an
-    /// integer part, an optional fraction, no exponent, at most 19 digits in all, and 8 readable
-    /// bytes after each group of digits.
+    /// The number at the current position, with no whitespace skipped, when it has the form
+    /// ``readNumber()`` reads 8 digits at a time: an integer part, an optional fraction, no
+    /// exponent, at most 19 digits in all, and 8 readable bytes after each group of digits. Else
+    /// nil, nothing consumed.
     @inline(__always)
-    private mutating func readShortNumber() -> JSONNumber? {
+    mutating func readPlainNumber() -> JSONNumber? {
         guard let base = bytes.baseAddress else { return nil }
         let end = bytes.count
         let start = pos
