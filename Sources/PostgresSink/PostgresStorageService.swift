@@ -75,6 +75,8 @@ public final class PostgresStorageService: Service, Sendable {
     private let state = Mutex(State())
     /// One connection per lane.
     private let connections = Mutex<[Int: PostgresConnection]>([:])
+    /// The attempt using each open connection, failed at once when that connection closes.
+    private let users = Mutex<[ObjectIdentifier: Attempt]>([:])
     /// Each lane's batch being written.
     private let inFlight = Mutex<[Int: Task<Void, any Error>]>([:])
     /// When the database stopped answering (nil while it answers), and when it last came back.
@@ -90,7 +92,7 @@ public final class PostgresStorageService: Service, Sendable {
         group = service.options.groupID
         logger = service.logger
         let c: PostgresConnection
-        do { c = try await Self.connect(options.target, logger: logger) } catch {
+        do { c = try await open() } catch {
             throw PostgresSinkError.from(error, doing: "connect to PostgreSQL", at: options.target)
         }
         do { try await PostgresSchema.migrate(c, logger: logger) } catch {
@@ -175,8 +177,11 @@ public final class PostgresStorageService: Service, Sendable {
 
     /// The stored next offsets of `partitions`, on a connection of its own (the batch connection may be in a transaction).
     private func storedOffsets(_ partitions: [Int32]) async throws -> [Int32: Int64] {
-        let c = try await Self.connect(options.target, logger: logger)
-        defer { Task { try? await c.close() } }
+        let c = try await open()
+        defer {
+            users.withLock { $0[ObjectIdentifier(c)] = nil }
+            Task { try? await c.close() }
+        }
         var result: [Int32: Int64] = [:]
         let rows = try await c.query("SELECT partition, next_offset FROM marketstream.consumer_offsets WHERE consumer_group = \(group) AND topic = \(topic) AND partition = ANY(\(partitions)::integer[])", logger: logger)
         for try await (p, next) in rows.decode((Int32, Int64).self) { result[p] = next }
@@ -376,10 +381,45 @@ public final class PostgresStorageService: Service, Sendable {
     private func lane(of partition: Int32) -> Int { Int(partition) % max(1, options.connections) }
 
     private func liveConnection(_ lane: Int) async throws -> PostgresConnection {
-        if let c = connections.withLock({ $0[lane] }), !c.isClosed { return c }
-        let c = try await Self.connect(options.target, logger: logger)
+        if let c = connections.withLock({ $0[lane] }), use(c) { return c }
+        let c = try await open()
         connections.withLock { $0[lane] = c }
         return c
+    }
+
+    /// A new connection, used by the current attempt. When a connection closes, whichever side
+    /// closed it, the attempt using it fails at once: PostgresNIO never answers a query that was in
+    /// flight on a connection that closed, so without this the attempt would wait for its deadline.
+    private func open() async throws -> PostgresConnection {
+        let c = try await Self.connect(options.target, logger: logger)
+        let id = ObjectIdentifier(c)
+        c.closeFuture.whenComplete { [weak self] _ in
+            let attempt = self?.users.withLock { $0.removeValue(forKey: id) }
+            attempt?.fail(.connectionClosed)
+        }
+        guard use(c) else { throw AttemptFailure.connectionClosed }
+        return c
+    }
+
+    /// Marks `c` as used by the current attempt (if any), which is closed if the attempt fails;
+    /// false when `c` is closed (checked after marking, so a close is never missed).
+    private func use(_ c: PostgresConnection) -> Bool {
+        guard let attempt = Attempt.current else { return !c.isClosed }
+        attempt.connections.withLock { $0.append(c) }
+        users.withLock { $0[ObjectIdentifier(c)] = attempt }
+        guard c.isClosed else { return true }
+        users.withLock { u in if u[ObjectIdentifier(c)] === attempt { u[ObjectIdentifier(c)] = nil } }
+        return false
+    }
+
+    /// Ends `attempt`: its connections are no longer its; when it failed they are closed and
+    /// replaced on next use, since a failed attempt may have left them in any state.
+    private func end(_ attempt: Attempt, failed: Bool) {
+        let used = attempt.connections.withLock { c in defer { c.removeAll() }; return c }
+        users.withLock { u in for c in used where u[ObjectIdentifier(c)] === attempt { u[ObjectIdentifier(c)] = nil } }
+        guard failed else { return }
+        connections.withLock { lanes in for (lane, c) in lanes where used.contains(where: { $0 === c }) { lanes[lane] = nil } }
+        for c in used { Task { try? await c.close() } }
     }
 
     private func closeConnections() {
@@ -406,7 +446,6 @@ public final class PostgresStorageService: Service, Sendable {
                 return result
             } catch {
                 let e = PostgresSinkError.from(error, doing: what, at: options.target)
-                closeConnections()
                 guard e.retriable else { throw e }
                 // One line per outage, whichever lane notices first; an attempt begun before the
                 // database came back belongs to the outage already reported.
@@ -427,21 +466,30 @@ public final class PostgresStorageService: Service, Sendable {
         }
     }
 
-    /// `operation`, or a retriable error once `limit` passed: the connection is closed and the
-    /// operation left behind, so a query waiting on a server that went away never holds the consumer.
+    /// `operation` as one attempt: its result, or a retriable error once `limit` passed or once a
+    /// connection it uses closes. A failed attempt's connections are closed and its operation left
+    /// behind, so a query waiting on a server that went away never holds the consumer; other
+    /// lanes' connections are untouched.
     private func withDeadline<T: Sendable>(_ limit: Duration, _ operation: @escaping @Sendable () async throws -> T) async throws -> T {
         let race = Race<T>()
-        let target = options.target
-        let work = Task { race.finish(with: await Result(catching: { try await operation() })) }
-        let timer = Task { [self] in
+        let attempt = Attempt { race.finish(with: .failure($0)) }
+        let work = Attempt.$current.withValue(attempt) {
+            Task { _ = race.finish(with: await Result(catching: { try await operation() })) }
+        }
+        attempt.started(work)
+        let timer = Task {
             try await Task.sleep(for: limit)
-            if race.finish(with: .failure(PostgresSinkError("no answer from PostgreSQL at \(target) within \(limit)", retriable: true))) {
-                closeConnections()
-                work.cancel()
-            }
+            attempt.fail(.noAnswer(within: limit))
         }
         defer { timer.cancel() }
-        return try await race.value()
+        do {
+            let value = try await race.value()
+            end(attempt, failed: false)
+            return value
+        } catch {
+            end(attempt, failed: true)
+            throw error
+        }
     }
 
     /// Runs `work` on a task and waits for its result on this thread (librdkafka's, inside a rebalance
@@ -473,6 +521,38 @@ struct Millis: PostgresNonThrowingEncodable, PostgresArrayEncodable {
     static var psqlFormat: PostgresFormat { .binary }
     func encode<E: PostgresJSONEncoder>(into buffer: inout ByteBuffer, context: PostgresEncodingContext<E>) {
         buffer.writeInteger((value - 946_684_800_000) &* 1000)
+    }
+}
+
+/// One try of an operation against the database (``PostgresStorageService/withDeadline(_:_:)``):
+/// how it fails, its task, and the connections it used.
+private final class Attempt: Sendable {
+    @TaskLocal static var current: Attempt?
+    /// Whether the failure was the attempt's outcome (nothing else had ended it).
+    private let failing: @Sendable (any Error) -> Bool
+    private let work = Mutex<Task<Void, Never>?>(nil)
+    let connections = Mutex<[PostgresConnection]>([])
+
+    init(failing: @escaping @Sendable (any Error) -> Bool) { self.failing = failing }
+
+    func started(_ task: Task<Void, Never>) { work.withLock { $0 = task } }
+
+    /// Ends the attempt with `error` unless it has ended; its operation is cancelled.
+    func fail(_ error: AttemptFailure) {
+        if failing(error) { work.withLock { $0 }?.cancel() }
+    }
+}
+
+/// Why an attempt ended without an answer from the server (both retriable).
+enum AttemptFailure: Error, CustomStringConvertible {
+    case connectionClosed
+    case noAnswer(within: Duration)
+
+    var description: String {
+        switch self {
+        case .connectionClosed: "the connection closed while an answer was awaited"
+        case .noAnswer(let limit): "no answer within \(limit)"
+        }
     }
 }
 
