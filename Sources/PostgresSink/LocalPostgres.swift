@@ -64,6 +64,22 @@ public final class LocalPostgres: @unchecked Sendable {
         running = false
     }
 
+    /// Stops (`SIGSTOP`) or continues (`SIGCONT`) the server and all its processes: while stopped it
+    /// accepts TCP connections but answers nothing, like a database behind a network partition.
+    public func freeze(_ frozen: Bool) throws {
+        guard let text = try? String(contentsOfFile: directory + "/data/postmaster.pid", encoding: .utf8),
+              let pid = text.split(separator: "\n").first.flatMap({ Int32($0) }) else { throw Failure(description: "the server is not running") }
+        var pids = [pid]
+        for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
+            guard let child = Int32(entry), let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")") else { continue }
+            // Fields after the command: state, parent pid, ...
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            if fields.count > 1, Int32(fields[1]) == pid { pids.append(child) }
+        }
+        for p in pids { kill(p, frozen ? SIGSTOP : SIGCONT) }
+    }
+
     /// Runs SQL through `psql` as the superuser; its output (unaligned, tuples only).
     @discardableResult
     public func psql(_ sql: String) throws -> String {

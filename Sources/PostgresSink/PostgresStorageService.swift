@@ -37,9 +37,10 @@ public enum StoredRecords: String, Sendable, CaseIterable {
 ///   error, never a silent duplicate.
 /// - Database unreachable or restarting mid-run: the batch is held (nothing more is consumed), the
 ///   sink says so in one log line and retries with backoff (0.2 s doubling to 10 s), then says when
-///   it is back. A statement without an answer for 10 s counts as the database being away (its
-///   connection is closed). A transaction whose commit was lost in flight is recognised by the
-///   stored offsets.
+///   it is back. A connection that closes while a statement waits fails that statement at once; a
+///   statement without an answer for 10 s counts as the database being away (its connection is
+///   closed). Either way only that lane's connection is closed. A transaction whose commit was lost
+///   in flight is recognised by the stored offsets.
 /// - Dead-lettered records are delivered to the dead-letter queue before any transaction moves the
 ///   stored offsets past them.
 public final class PostgresStorageService: Service, Sendable {
@@ -397,15 +398,23 @@ public final class PostgresStorageService: Service, Sendable {
             let attempt = self?.users.withLock { $0.removeValue(forKey: id) }
             attempt?.fail(.connectionClosed)
         }
-        guard use(c) else { throw AttemptFailure.connectionClosed }
+        guard use(c) else {
+            Task { try? await c.close() }
+            throw AttemptFailure.connectionClosed
+        }
         return c
     }
 
     /// Marks `c` as used by the current attempt (if any), which is closed if the attempt fails;
-    /// false when `c` is closed (checked after marking, so a close is never missed).
+    /// false when `c` is closed (checked after marking, so a close is never missed) or the attempt
+    /// has ended (an operation left behind never gets a connection to go on with).
     private func use(_ c: PostgresConnection) -> Bool {
         guard let attempt = Attempt.current else { return !c.isClosed }
-        attempt.connections.withLock { $0.append(c) }
+        guard attempt.connections.withLock({ u in
+            guard !u.ended else { return false }
+            u.list.append(c)
+            return true
+        }) else { return false }
         users.withLock { $0[ObjectIdentifier(c)] = attempt }
         guard c.isClosed else { return true }
         users.withLock { u in if u[ObjectIdentifier(c)] === attempt { u[ObjectIdentifier(c)] = nil } }
@@ -415,7 +424,10 @@ public final class PostgresStorageService: Service, Sendable {
     /// Ends `attempt`: its connections are no longer its; when it failed they are closed and
     /// replaced on next use, since a failed attempt may have left them in any state.
     private func end(_ attempt: Attempt, failed: Bool) {
-        let used = attempt.connections.withLock { c in defer { c.removeAll() }; return c }
+        let used = attempt.connections.withLock { c in
+            defer { c = (ended: true, list: []) }
+            return c.list
+        }
         users.withLock { u in for c in used where u[ObjectIdentifier(c)] === attempt { u[ObjectIdentifier(c)] = nil } }
         guard failed else { return }
         connections.withLock { lanes in for (lane, c) in lanes where used.contains(where: { $0 === c }) { lanes[lane] = nil } }
@@ -531,7 +543,8 @@ private final class Attempt: Sendable {
     /// Whether the failure was the attempt's outcome (nothing else had ended it).
     private let failing: @Sendable (any Error) -> Bool
     private let work = Mutex<Task<Void, Never>?>(nil)
-    let connections = Mutex<[PostgresConnection]>([])
+    /// The connections it used; no more are taken once it has ended.
+    let connections = Mutex<(ended: Bool, list: [PostgresConnection])>((false, []))
 
     init(failing: @escaping @Sendable (any Error) -> Bool) { self.failing = failing }
 

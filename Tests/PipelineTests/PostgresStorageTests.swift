@@ -180,6 +180,32 @@ struct PostgresStorageTests {
         #expect(!text.contains("Hunter2Secret"))
     }
 
+    @Test("the database stopped answering mid-stream (processes frozen): the consumer gives up on the query after 10 s, says so once, and loses nothing", .timeLimit(.minutes(5)))
+    func databaseFrozen() async throws {
+        let config = try TestBroker.config()
+        let db = try LocalPostgres(port: try LocalBroker.freePort())
+        defer { try? db.freeze(false); db.stop() }
+        let topic = TestBroker.unique("pg-frozen"), group = TestBroker.unique("pg-g")
+        try KafkaAdmin(config: config).ensureTopics([TopicSpec(name: topic, partitions: 3)] + TopicSpec.pipelineTopics)
+        let log = tempDir("pg-frozen") + "/storage.log"
+        let producing = Task { try await Self.stream(Self.trades, to: topic, config: config, pause: .milliseconds(300)) }
+        let p = try storage(config, topic: topic, group: group, url: db.url, log: log)
+        #expect(try await eventually(timeout: .seconds(60)) { ((try? Self.stored(db, topic: topic, group: group))?.rows ?? 0) > 20_000 })
+        try db.freeze(true)
+        try await Task.sleep(for: .seconds(14))
+        try db.freeze(false)
+        try await producing.value
+        #expect(try await eventually(timeout: .seconds(120)) { ((try? Self.stored(db, topic: topic, group: group))?.rows ?? 0) >= Self.trades }, "see \(log)")
+        p.terminate()
+        #expect(await p.waitForExit() == 0)
+        try Self.checkExactlyOnce(db, topic: topic, group: group, config: config)
+        let text = try Self.output(log)
+        let down = text.split(separator: "\n").filter { $0.contains("not consuming until it answers") }
+        #expect(down.count == 1, "one line while the database does not answer: \(down)")
+        #expect(down.first?.contains("no answer within 10.0 seconds") == true, "\(down)")
+        #expect(text.contains("is back after"))
+    }
+
     @Test("bad connection strings and missing permissions: one line at start, no password", arguments: [
         ("mysql://u@h/db", "--sink: invalid PostgreSQL URL mysql://u@h/db", Int32(64)),
         ("postgres://u:Hunter2Secret@127.0.0.1/", "no database name", 64),
