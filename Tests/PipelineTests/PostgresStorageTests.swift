@@ -150,28 +150,37 @@ struct PostgresStorageTests {
         try Self.checkExactlyOnce(db, topic: topic, group: group, config: config)
     }
 
-    @Test("the database restarted mid-stream: the consumer waits, says so once, and loses nothing; no password in the log", .timeLimit(.minutes(5)))
-    func databaseRestarted() async throws {
+    /// Streams `trades` into a storage consumer over a database of its own, runs `outage` once
+    /// 20,000 rows are stored, waits for every row, checks each is stored once, and returns the
+    /// consumer's "not consuming" lines and its whole log.
+    func storedThrough(_ name: String, password: Bool = false, outage: (LocalPostgres) async throws -> Void) async throws -> (down: [Substring], log: String) {
         let config = try TestBroker.config()
         let db = try LocalPostgres(port: try LocalBroker.freePort())
-        defer { db.stop() }
-        let topic = TestBroker.unique("pg-restart"), group = TestBroker.unique("pg-g")
+        defer { try? db.freeze(false); db.stop() }
+        let topic = TestBroker.unique(name), group = TestBroker.unique("pg-g")
         try KafkaAdmin(config: config).ensureTopics([TopicSpec(name: topic, partitions: 3)] + TopicSpec.pipelineTopics)
-        let log = tempDir("pg-restart") + "/storage.log"
-        let url = "postgres://postgres:Hunter2Secret@127.0.0.1:\(db.port)/postgres?sslmode=disable"
+        let log = tempDir(name) + "/storage.log"
+        let url = password ? "postgres://postgres:Hunter2Secret@127.0.0.1:\(db.port)/postgres?sslmode=disable" : db.url
         let producing = Task { try await Self.stream(Self.trades, to: topic, config: config, pause: .milliseconds(300)) }
         let p = try storage(config, topic: topic, group: group, url: url, log: log)
         #expect(try await eventually(timeout: .seconds(60)) { ((try? Self.stored(db, topic: topic, group: group))?.rows ?? 0) > 20_000 })
-        db.stop(removing: false)
-        try await Task.sleep(for: .seconds(4))
-        try db.start()
+        try await outage(db)
         try await producing.value
         #expect(try await eventually(timeout: .seconds(120)) { ((try? Self.stored(db, topic: topic, group: group))?.rows ?? 0) >= Self.trades }, "see \(log)")
         p.terminate()
         #expect(await p.waitForExit() == 0)
         try Self.checkExactlyOnce(db, topic: topic, group: group, config: config)
         let text = try Self.output(log)
-        let down = text.split(separator: "\n").filter { $0.contains("not consuming until it answers") }
+        return (text.split(separator: "\n").filter { $0.contains("not consuming until it answers") }, text)
+    }
+
+    @Test("the database restarted mid-stream: the consumer waits, says so once, and loses nothing; no password in the log", .timeLimit(.minutes(5)))
+    func databaseRestarted() async throws {
+        let (down, text) = try await storedThrough("pg-restart", password: true) { db in
+            db.stop(removing: false)
+            try await Task.sleep(for: .seconds(4))
+            try db.start()
+        }
         #expect(down.count == 1, "one line while the database is down: \(down)")
         // The shutdown closes every connection, so the sink learns of it from the closed connection,
         // not by waiting out its 10 s deadline on a query that was in flight.
@@ -182,25 +191,11 @@ struct PostgresStorageTests {
 
     @Test("the database stopped answering mid-stream (processes frozen): the consumer gives up on the query after 10 s, says so once, and loses nothing", .timeLimit(.minutes(5)))
     func databaseFrozen() async throws {
-        let config = try TestBroker.config()
-        let db = try LocalPostgres(port: try LocalBroker.freePort())
-        defer { try? db.freeze(false); db.stop() }
-        let topic = TestBroker.unique("pg-frozen"), group = TestBroker.unique("pg-g")
-        try KafkaAdmin(config: config).ensureTopics([TopicSpec(name: topic, partitions: 3)] + TopicSpec.pipelineTopics)
-        let log = tempDir("pg-frozen") + "/storage.log"
-        let producing = Task { try await Self.stream(Self.trades, to: topic, config: config, pause: .milliseconds(300)) }
-        let p = try storage(config, topic: topic, group: group, url: db.url, log: log)
-        #expect(try await eventually(timeout: .seconds(60)) { ((try? Self.stored(db, topic: topic, group: group))?.rows ?? 0) > 20_000 })
-        try db.freeze(true)
-        try await Task.sleep(for: .seconds(14))
-        try db.freeze(false)
-        try await producing.value
-        #expect(try await eventually(timeout: .seconds(120)) { ((try? Self.stored(db, topic: topic, group: group))?.rows ?? 0) >= Self.trades }, "see \(log)")
-        p.terminate()
-        #expect(await p.waitForExit() == 0)
-        try Self.checkExactlyOnce(db, topic: topic, group: group, config: config)
-        let text = try Self.output(log)
-        let down = text.split(separator: "\n").filter { $0.contains("not consuming until it answers") }
+        let (down, text) = try await storedThrough("pg-frozen") { db in
+            try db.freeze(true)
+            try await Task.sleep(for: .seconds(14))
+            try db.freeze(false)
+        }
         #expect(down.count == 1, "one line while the database does not answer: \(down)")
         #expect(down.first?.contains("no answer within 10.0 seconds") == true, "\(down)")
         #expect(text.contains("is back after"))
