@@ -58,8 +58,7 @@ public final class LocalPostgres: @unchecked Sendable {
     /// Asks the server to stop with a signal only (fast shutdown), for process-exit handlers, where
     /// starting a process is not safe.
     public func signalStop() {
-        guard running, let text = try? String(contentsOfFile: directory + "/data/postmaster.pid", encoding: .utf8),
-              let pid = text.split(separator: "\n").first.flatMap({ Int32($0) }) else { return }
+        guard running, let pid = postmaster else { return }
         kill(pid, SIGINT)
         running = false
     }
@@ -67,8 +66,7 @@ public final class LocalPostgres: @unchecked Sendable {
     /// Stops (`SIGSTOP`) or continues (`SIGCONT`) the server and all its processes: while stopped it
     /// accepts TCP connections but answers nothing, like a database behind a network partition.
     public func freeze(_ frozen: Bool) throws {
-        guard let text = try? String(contentsOfFile: directory + "/data/postmaster.pid", encoding: .utf8),
-              let pid = text.split(separator: "\n").first.flatMap({ Int32($0) }) else { throw Failure(description: "the server is not running") }
+        guard let pid = postmaster else { throw Failure(description: "the server is not running") }
         var pids = [pid]
         for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
             guard let child = Int32(entry), let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
@@ -78,6 +76,11 @@ public final class LocalPostgres: @unchecked Sendable {
             if fields.count > 1, Int32(fields[1]) == pid { pids.append(child) }
         }
         for p in pids { kill(p, frozen ? SIGSTOP : SIGCONT) }
+    }
+
+    /// The server's main process (the first line of `postmaster.pid`), nil when it is not running.
+    private var postmaster: pid_t? {
+        (try? String(contentsOfFile: directory + "/data/postmaster.pid", encoding: .utf8))?.split(separator: "\n").first.flatMap { pid_t($0) }
     }
 
     /// Runs SQL through `psql` as the superuser; its output (unaligned, tuples only).

@@ -417,8 +417,13 @@ public final class PostgresStorageService: Service, Sendable {
         }) else { return false }
         users.withLock { $0[ObjectIdentifier(c)] = attempt }
         guard c.isClosed else { return true }
-        users.withLock { u in if u[ObjectIdentifier(c)] === attempt { u[ObjectIdentifier(c)] = nil } }
+        release([c], from: attempt)
         return false
+    }
+
+    /// `connections` are no longer used by `attempt` (those another attempt took stay its).
+    private func release(_ connections: [PostgresConnection], from attempt: Attempt) {
+        users.withLock { u in for c in connections where u[ObjectIdentifier(c)] === attempt { u[ObjectIdentifier(c)] = nil } }
     }
 
     /// Ends `attempt`: its connections are no longer its; when it failed they are closed and
@@ -428,7 +433,7 @@ public final class PostgresStorageService: Service, Sendable {
             defer { c = (ended: true, list: []) }
             return c.list
         }
-        users.withLock { u in for c in used where u[ObjectIdentifier(c)] === attempt { u[ObjectIdentifier(c)] = nil } }
+        release(used, from: attempt)
         guard failed else { return }
         connections.withLock { lanes in for (lane, c) in lanes where used.contains(where: { $0 === c }) { lanes[lane] = nil } }
         for c in used { Task { try? await c.close() } }
