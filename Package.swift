@@ -157,7 +157,7 @@ let package = Package(
         // MarketStreamTesting: a broker, sim-exchange and feed helpers, temp folders, process runners for tests.
         .target(name: "MarketStreamTesting", dependencies: ["Kafka", "Pipeline", "PostgresSink", "Feeds", "MarketData", "SimExchange", "CRdKafka"], linkerSettings: rdkafkaLinker),
         .testTarget(name: "DeploymentTests", dependencies: ["Pipeline", "Kafka", "MarketData", "MarketStreamTesting", .product(name: "Yams", package: "Yams")], linkerSettings: rdkafkaLinker),
-        .testTarget(name: "BenchTests", dependencies: ["Bench", "Pipeline", "Kafka", "MarketData", "MarketStreamTesting"], linkerSettings: rdkafkaLinker),
+        .testTarget(name: "BenchTests", dependencies: ["Bench", "CKafkaFloor", "Pipeline", "Kafka", "MarketData", "MarketStreamTesting"], linkerSettings: rdkafkaLinker),
         .testTarget(name: "FeedTests", dependencies: ["Feeds", "MarketData", "Exchange", "Recording"]),
         .testTarget(name: "SimExchangeTests", dependencies: ["SimExchange", "Feeds", "MarketData", "Exchange", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "ReplayTests", dependencies: ["Feeds", "Recording", "MarketData", "Pipeline", "Aggregation", "CLI", "Kafka", "SimExchange", "MarketStreamTesting",

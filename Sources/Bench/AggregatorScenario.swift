@@ -50,11 +50,11 @@ public struct AggregatorScenario: Sendable {
 
     /// The librdkafka C API consuming all of `topic` in a new group.
     func cFloor(topic: String, bytes: Int, name: String = "consume trades (C floor)") throws -> BenchResult {
-        var err = [CChar](repeating: 0, count: 512)
         var cSeconds = 0.0
+        let group = "bench-c-agg-\(UInt32.random(in: 0...UInt32.max))"
         let cConsume = try measure {
-            if cfloor_consume(config.bootstrapServers, topic, "bench-c-agg-\(UInt32.random(in: 0...UInt32.max))", Int64(trades), &cSeconds, &err, err.count) != 0 {
-                throw KafkaScenarios.Failure(description: "C consume: \(String(decoding: err.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))")
+            try CFloor.run("C consume", config: config) { _, consumer, err, errlen in
+                cfloor_consume(consumer, topic, group, Int64(trades), &cSeconds, err, errlen)
             }
         }
         return BenchResult(scenario: name, messages: trades, messageBytes: bytes, seconds: cSeconds, cpuSeconds: cConsume.cpu)

@@ -93,15 +93,14 @@ public struct EndToEndScenario: Sendable {
     func cFloor(rate: Double, n: Int) throws -> Run {
         let topic = try topic("c")
         var latencies = [Int64](repeating: 0, count: n)
-        var err = [CChar](repeating: 0, count: 512)
         var seconds = 0.0
+        let group = "bench-e2e-c-\(UInt32.random(in: 0...UInt32.max))"
         let timing = try measure {
-            let rc = latencies.withUnsafeMutableBufferPointer { buf in
-                cfloor_end_to_end(config.bootstrapServers, topic, "bench-e2e-c-\(UInt32.random(in: 0...UInt32.max))", Int64(n), rate,
-                                  Self.template, Int32(Self.messageBytes), buf.baseAddress, &seconds, &err, err.count)
-            }
-            if rc != 0 {
-                throw KafkaScenarios.Failure(description: "C end-to-end: \(String(decoding: err.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))")
+            try CFloor.run("C end-to-end", config: config) { producer, consumer, err, errlen in
+                latencies.withUnsafeMutableBufferPointer { buf in
+                    cfloor_end_to_end(producer, consumer, topic, group, Int64(n), rate,
+                                      Self.template, Int32(Self.messageBytes), buf.baseAddress, &seconds, err, errlen)
+                }
             }
         }
         var run = Run(count: n, seconds: seconds, cpu: timing.cpu)

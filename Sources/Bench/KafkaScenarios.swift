@@ -32,11 +32,10 @@ public struct KafkaScenarios: Sendable {
     /// Returns (C floor, Swift layer) for produce, then the same for consume of what was produced.
     public func run() async throws -> [BenchResult] {
         let cTopic = try freshTopic("c")
-        var err = [CChar](repeating: 0, count: 512)
         var cSeconds = 0.0
         let cProduce = try measure {
-            if cfloor_produce(config.bootstrapServers, cTopic, Int64(messages), Int32(valueBytes), Int32(keys), &cSeconds, &err, err.count) != 0 {
-                throw Failure(description: "C produce: \(String(decoding: err.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))")
+            try CFloor.run("C produce", config: config) { producer, _, err, errlen in
+                cfloor_produce(producer, cTopic, Int64(messages), Int32(valueBytes), Int32(keys), &cSeconds, err, errlen)
             }
         }
         var results = [BenchResult(scenario: "produce (C floor)" + label, messages: messages, messageBytes: valueBytes, seconds: cSeconds, cpuSeconds: cProduce.cpu)]
@@ -54,9 +53,10 @@ public struct KafkaScenarios: Sendable {
         produce.ratioToFloor = produce.messagesPerSecond / results[0].messagesPerSecond
         results.append(produce)
 
+        let group = "bench-c-\(UInt32.random(in: 0...UInt32.max))"
         let cConsume = try measure {
-            if cfloor_consume(config.bootstrapServers, cTopic, "bench-c-\(UInt32.random(in: 0...UInt32.max))", Int64(messages), &cSeconds, &err, err.count) != 0 {
-                throw Failure(description: "C consume: \(String(decoding: err.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))")
+            try CFloor.run("C consume", config: config) { _, consumer, err, errlen in
+                cfloor_consume(consumer, cTopic, group, Int64(messages), &cSeconds, err, errlen)
             }
         }
         let cConsumeResult = BenchResult(scenario: "consume (C floor)" + label, messages: messages, messageBytes: valueBytes, seconds: cSeconds, cpuSeconds: cConsume.cpu)

@@ -195,7 +195,6 @@ public struct ReplayScenarios: Sendable {
     func cProduce(config: KafkaConfig, n: Int) throws -> Totals {
         let topic = "bench-replay-c-\(UInt32.random(in: 0...UInt32.max))"
         try KafkaAdmin(config: config).ensureTopics([TopicSpec(name: topic, partitions: partitions)])
-        var err = [CChar](repeating: 0, count: 512)
         var seconds = 0.0
         let count = min(n, symbols.count * 1_000)
         var values: [UInt8] = []
@@ -206,9 +205,8 @@ public struct ReplayScenarios: Sendable {
             lengths.append(Int32(values.count - before))
         }
         let c = try measure {
-            if cfloor_produce_values(config.bootstrapServers, topic, Int64(n), values, lengths, Int32(count), Int32(symbols.count),
-                                     &seconds, &err, err.count) != 0 {
-                throw KafkaScenarios.Failure(description: "C produce: \(String(decoding: err.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))")
+            try CFloor.run("C produce", config: config) { producer, _, err, errlen in
+                cfloor_produce_values(producer, topic, Int64(n), values, lengths, Int32(count), Int32(symbols.count), &seconds, err, errlen)
             }
         }
         return Totals(messages: n, seconds: seconds, cpu: c.cpu)

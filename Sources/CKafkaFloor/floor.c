@@ -18,40 +18,25 @@ static int64_t now_ns(void) {
     return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
-static rd_kafka_conf_t *base_conf(const char *bootstrap, char *err, size_t errlen) {
+/* Sets every key/value pair of the NULL-terminated list kv (bootstrap.servers included). */
+static rd_kafka_conf_t *make_conf(const char *const *kv, char *err, size_t errlen) {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    if (rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap, err, errlen) != RD_KAFKA_CONF_OK) {
-        rd_kafka_conf_destroy(conf);
-        return NULL;
-    }
+    for (int i = 0; kv[i]; i += 2)
+        if (rd_kafka_conf_set(conf, kv[i], kv[i + 1], err, errlen) != RD_KAFKA_CONF_OK) {
+            rd_kafka_conf_destroy(conf);
+            return NULL;
+        }
     return conf;
 }
-
-static int set_all(rd_kafka_conf_t *conf, const char **kv, char *err, size_t errlen) {
-    for (int i = 0; kv[i]; i += 2)
-        if (rd_kafka_conf_set(conf, kv[i], kv[i + 1], err, errlen) != RD_KAFKA_CONF_OK) return -1;
-    return 0;
-}
-
-static const char *producer_settings[] = {
-    "partitioner", "murmur2_random", "compression.codec", "snappy", "enable.idempotence", "true",
-    "linger.ms", "5", "batch.size", "1000000", "message.timeout.ms", "30000",
-    "queue.buffering.max.messages", "100000", NULL};
-
-static const char *consumer_settings[] = {
-    "session.timeout.ms", "6000", "heartbeat.interval.ms", "1000", "auto.offset.reset", "earliest",
-    "enable.auto.offset.store", "false", "fetch.wait.max.ms", "10", "enable.partition.eof", "false",
-    "enable.auto.commit", "true", "fetch.queue.backoff.ms", "10", NULL};
 
 static void count_failures(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
     (void)rk;
     if (m->err) (*(int64_t *)opaque)++;
 }
 
-static rd_kafka_t *make_producer(const char *bootstrap, int64_t *failures, char *err, size_t errlen) {
-    rd_kafka_conf_t *conf = base_conf(bootstrap, err, errlen);
+static rd_kafka_t *make_producer(const char *const *settings, int64_t *failures, char *err, size_t errlen) {
+    rd_kafka_conf_t *conf = make_conf(settings, err, errlen);
     if (!conf) return NULL;
-    if (set_all(conf, producer_settings, err, errlen)) { rd_kafka_conf_destroy(conf); return NULL; }
     rd_kafka_conf_set_opaque(conf, failures);
     rd_kafka_conf_set_dr_msg_cb(conf, count_failures);
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, errlen);
@@ -67,10 +52,10 @@ static int produce_one(rd_kafka_t *rk, rd_kafka_topic_t *rkt, const char *key, s
     }
 }
 
-int cfloor_produce_values(const char *bootstrap, const char *topic, int64_t n, const uint8_t *values, const int32_t *lengths,
+int cfloor_produce_values(const char *const *settings, const char *topic, int64_t n, const uint8_t *values, const int32_t *lengths,
                           int value_count, int key_count, double *seconds, char *err, size_t errlen) {
     int64_t failures = 0;
-    rd_kafka_t *rk = make_producer(bootstrap, &failures, err, errlen);
+    rd_kafka_t *rk = make_producer(settings, &failures, err, errlen);
     if (!rk) return -1;
     rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
     int64_t *starts = malloc(sizeof(int64_t) * (size_t)value_count);
@@ -96,20 +81,20 @@ int cfloor_produce_values(const char *bootstrap, const char *topic, int64_t n, c
     return 0;
 }
 
-int cfloor_produce(const char *bootstrap, const char *topic, int64_t n, int value_size, int key_count,
+int cfloor_produce(const char *const *settings, const char *topic, int64_t n, int value_size, int key_count,
                    double *seconds, char *err, size_t errlen) {
     uint8_t *value = malloc((size_t)value_size);
     memset(value, 'x', (size_t)value_size);
     int32_t length = value_size;
-    int rc = cfloor_produce_values(bootstrap, topic, n, value, &length, 1, key_count, seconds, err, errlen);
+    int rc = cfloor_produce_values(settings, topic, n, value, &length, 1, key_count, seconds, err, errlen);
     free(value);
     return rc;
 }
 
-static rd_kafka_t *make_consumer(const char *bootstrap, const char *topic, const char *group, char *err, size_t errlen) {
-    rd_kafka_conf_t *conf = base_conf(bootstrap, err, errlen);
+static rd_kafka_t *make_consumer(const char *const *settings, const char *topic, const char *group, char *err, size_t errlen) {
+    rd_kafka_conf_t *conf = make_conf(settings, err, errlen);
     if (!conf) return NULL;
-    if (set_all(conf, consumer_settings, err, errlen) || rd_kafka_conf_set(conf, "group.id", group, err, errlen)) {
+    if (rd_kafka_conf_set(conf, "group.id", group, err, errlen)) {
         rd_kafka_conf_destroy(conf);
         return NULL;
     }
@@ -123,9 +108,9 @@ static rd_kafka_t *make_consumer(const char *bootstrap, const char *topic, const
     return rk;
 }
 
-int cfloor_consume(const char *bootstrap, const char *topic, const char *group, int64_t n,
+int cfloor_consume(const char *const *settings, const char *topic, const char *group, int64_t n,
                    double *seconds, char *err, size_t errlen) {
-    rd_kafka_t *rk = make_consumer(bootstrap, topic, group, err, errlen);
+    rd_kafka_t *rk = make_consumer(settings, topic, group, err, errlen);
     if (!rk) return -1;
     int64_t got = 0;
     double start = 0, deadline = now_s() + 120;
@@ -181,12 +166,12 @@ static void sleep_until_ns(int64_t due) {
     while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) != 0) {}
 }
 
-int cfloor_end_to_end(const char *bootstrap, const char *topic, const char *group, int64_t n, double rate,
+int cfloor_end_to_end(const char *const *producer_settings, const char *const *consumer_settings, const char *topic, const char *group, int64_t n, double rate,
                       const uint8_t *template_value, int value_size, int64_t *latencies, double *seconds, char *err, size_t errlen) {
     int64_t failures = 0;
-    rd_kafka_t *prod = make_producer(bootstrap, &failures, err, errlen);
+    rd_kafka_t *prod = make_producer(producer_settings, &failures, err, errlen);
     if (!prod) return -1;
-    struct e2e_consumer c = {.rk = make_consumer(bootstrap, topic, group, err, errlen), .n = n, .latencies = latencies};
+    struct e2e_consumer c = {.rk = make_consumer(consumer_settings, topic, group, err, errlen), .n = n, .latencies = latencies};
     if (!c.rk) { rd_kafka_destroy(prod); return -1; }
     rd_kafka_topic_t *rkt = rd_kafka_topic_new(prod, topic, NULL);
     pthread_t thread;

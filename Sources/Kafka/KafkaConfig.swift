@@ -56,6 +56,21 @@ public struct KafkaConfig: Sendable {
     }
 }
 
+extension KafkaConfig {
+    /// Every property a ``KafkaProducer`` made from this configuration is created with,
+    /// `bootstrap.servers` included: its defaults, then the environment's, then explicit ones.
+    public var producerProperties: [(key: String, value: String)] { flattened(KafkaProducer.defaults) }
+
+    /// Every property a ``KafkaConsumer`` with ``KafkaConsumer/CommitPolicy/storedOffsets`` made from
+    /// this configuration is created with, except `group.id`.
+    public var consumerProperties: [(key: String, value: String)] { flattened(KafkaConsumer.defaults(for: .storedOffsets)) }
+
+    private func flattened(_ defaults: [String: String]) -> [(key: String, value: String)] {
+        let (strict, lenient) = resolved(defaults: defaults)
+        return (strict + lenient).map { (key: $0.0, value: $0.1) }
+    }
+}
+
 /// Shared construction of librdkafka handles.
 enum RdKafka {
     /// librdkafka's own log lines; level from `RDKAFKA_LOG_LEVEL` (default `error`: connection

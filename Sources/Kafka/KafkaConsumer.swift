@@ -116,6 +116,13 @@ public final class KafkaConsumer: @unchecked Sendable {
         "fetch.queue.backoff.ms": "10",
     ]
 
+    /// ``defaults`` with `enable.auto.commit` set for `commitPolicy`.
+    static func defaults(for commitPolicy: CommitPolicy) -> [String: String] {
+        var defaults = Self.defaults
+        defaults["enable.auto.commit"] = commitPolicy == .storedOffsets ? "true" : "false"
+        return defaults
+    }
+
     public let groupID: String
     let handle: OpaquePointer
     private let queue: OpaquePointer
@@ -141,9 +148,8 @@ public final class KafkaConsumer: @unchecked Sendable {
         batchSize: Int = 1000
     ) throws(KafkaError) {
         self.groupID = groupID
-        var defaults = Self.defaults
+        var defaults = Self.defaults(for: commitPolicy)
         defaults["group.id"] = groupID
-        defaults["enable.auto.commit"] = commitPolicy == .storedOffsets ? "true" : "false"
         let conf = try RdKafka.makeConf(config, defaults: defaults)
         let state = State()
         rd_kafka_conf_set_opaque(conf, Unmanaged.passUnretained(state).toOpaque())

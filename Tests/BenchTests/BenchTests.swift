@@ -1,4 +1,5 @@
-import Bench
+@testable import Bench
+import CKafkaFloor
 import Pipeline
 import Kafka
 import MarketData
@@ -136,6 +137,35 @@ struct BenchReportTests {
         #expect(comparison.text.contains("0.50×") && comparison.text.contains("p99 1.20×"))
         let decoded = try JSONDecoder().decode(BenchReport.self, from: JSONEncoder().encode(new))
         #expect(decoded.results == new.results)
+    }
+}
+
+@Suite("bench C floor settings")
+struct CFloorSettingsTests {
+    /// `-X` and `KAFKA_*` settings reach the C floor's clients too, so a settings comparison changes both sides.
+    @Test func theCFloorRunsWithTheSwiftLayersSettingsAndOverrides() throws {
+        var config = KafkaConfig(bootstrapServers: "127.0.0.1:1")
+        try config.set("fetch.wait.max.ms=25")
+        config.environmentProperties["socket.receive.buffer.bytes"] = "65536"
+        let consumer = Dictionary(config.consumerProperties, uniquingKeysWith: { $1 })
+        #expect(consumer["bootstrap.servers"] == "127.0.0.1:1")
+        #expect(consumer["fetch.wait.max.ms"] == "25")
+        #expect(consumer["socket.receive.buffer.bytes"] == "65536")
+        #expect(consumer["fetch.queue.backoff.ms"] == KafkaConsumer.defaults["fetch.queue.backoff.ms"])
+        #expect(consumer["enable.auto.commit"] == "true" && consumer["enable.auto.offset.store"] == "false")
+        let producer = Dictionary(config.producerProperties, uniquingKeysWith: { $1 })
+        #expect(producer["compression.codec"] == KafkaProducer.defaults["compression.codec"] && producer["fetch.wait.max.ms"] == "25")
+
+        // A value librdkafka refuses reaches the C side, which fails with librdkafka's own message.
+        try config.set("fetch.wait.max.ms=soon")
+        let failure = #expect(throws: KafkaScenarios.Failure.self) {
+            try CFloor.run("C consume", config: config) { _, consumer, err, errlen in
+                var seconds = 0.0
+                return cfloor_consume(consumer, "bench-never", "bench-never", 1, &seconds, err, errlen)
+            }
+        }
+        #expect(failure?.description.hasPrefix("C consume: ") == true)
+        #expect(failure?.description.contains("fetch.wait.max.ms") == true, "\(failure?.description ?? "")")
     }
 }
 
