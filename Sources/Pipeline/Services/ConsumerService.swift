@@ -169,24 +169,27 @@ public final class ConsumerService: Sendable {
                 var ends: [(TopicPartition, Int64)] = []
                 var run: (partition: TopicPartition, next: Int64)?
                 var memo = TradeMessage.Memo()
-                for k in batch.indices {
-                    switch decode(batch[k], &memo) {
-                    case .success(let record):
-                        records.append(record)
-                        kept?.append(batch[k])
-                    case .failure(let failure):
-                        if kept == nil { kept = Array(batch[..<k]) }
-                        try deadLetters.send(batch[k], reason: failure.reason)
-                        self.deadLettered.increment()
-                        rejected.append(batch[k])
-                        logger.warning("dead-lettered \(batch[k].topic)[\(batch[k].partition)]@\(batch[k].offset)")
-                    }
-                    let partition = batch[k].partition, next = batch[k].offset + 1
-                    if let r = run, r.partition.partition == partition, r.partition.topic == batch[k].topic {
-                        run!.next = next
-                    } else {
-                        if let r = run { ends.append(r) }
-                        run = (TopicPartition(topic: batch[k].topic, partition: partition), next)
+                // In place: passing a record by the array's subscript copies it (three retains and releases).
+                try batch.withUnsafeBufferPointer { batch in
+                    for k in batch.indices {
+                        switch decode(batch[k], &memo) {
+                        case .success(let record):
+                            records.append(record)
+                            kept?.append(batch[k])
+                        case .failure(let failure):
+                            if kept == nil { kept = Array(batch[..<k]) }
+                            try deadLetters.send(batch[k], reason: failure.reason)
+                            self.deadLettered.increment()
+                            rejected.append(batch[k])
+                            logger.warning("dead-lettered \(batch[k].topic)[\(batch[k].partition)]@\(batch[k].offset)")
+                        }
+                        let partition = batch[k].partition, next = batch[k].offset + 1
+                        if let r = run, r.partition.partition == partition, r.partition.topic == batch[k].topic {
+                            run!.next = next
+                        } else {
+                            if let r = run { ends.append(r) }
+                            run = (TopicPartition(topic: batch[k].topic, partition: partition), next)
+                        }
                     }
                 }
                 if let r = run { ends.append(r) }
