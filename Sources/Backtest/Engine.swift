@@ -71,7 +71,10 @@ public struct BacktestEngine<S: Strategy> {
     private var peak: Double
     private var maxDrawdown = 0.0
     private var maxDrawdownPct = 0.0
+    /// The equity curve's points before the current bucket; the current bucket's point is `latest`,
+    /// kept apart so that a mark within the bucket writes two numbers instead of changing the array.
     private var curve: [EquityPoint] = []
+    private var latest: EquityPoint?
     private var curveInterval: Int64 = 1000
     /// The curve's last bucket and its event times `[bucketStart, bucketEnd)`, so a mark within it divides nothing.
     private var curveBucket: Int64 = .min, bucketStart: Int64 = .max, bucketEnd: Int64 = .min
@@ -110,25 +113,44 @@ public struct BacktestEngine<S: Strategy> {
     public mutating func process(_ records: [BinaryTape.Record], of tape: BinaryTape) {
         // The tables are read once, not once per record (each read of a class's array retains it).
         let symbols = tape.symbols, conditionLists = tape.conditionLists
-        if slotTape !== tape { slotTape = tape; slotByID.removeAll() }
-        records.withUnsafeBufferPointer { buffer in
-            for r in buffer {
-                guard r.price.isFinite, r.price > 0 else { continue }
-                let id = Int(r.symbol)
-                if id >= slotByID.count { slotByID.append(contentsOf: repeatElement(Self.unknownSlot, count: id + 1 - slotByID.count)) }
-                var s = slotByID[id]
-                if s == Self.unknownSlot {
-                    s = admittedSlot(symbols[id]) ?? Self.filteredOut
-                    slotByID[id] = s
+        if slotTape !== tape { slotTape = tape; slotByID.removeAll(); tradeByID.removeAll() }
+        // Each symbol's trade is built once and its fields overwritten in place, record by record: a
+        // trade built per record would retain its symbol and conditions and release them again. The
+        // array leaves `self` for the loop, so that its elements can be borrowed while `self` changes.
+        var trades = tradeByID
+        tradeByID = []
+        defer { tradeByID = trades }
+        // Here the book is set by slot; ``process(_:)-(Trade)`` finds its own again by the symbol.
+        lastSlot = -1
+        while trades.count < symbols.count { trades.append((Trade(symbol: symbols[trades.count], price: 0, timestamp: 0, volume: 0), 0)) }
+        trades.withUnsafeMutableBufferPointer { trades in
+            records.withUnsafeBufferPointer { buffer in
+                for r in buffer {
+                    guard r.price.isFinite, r.price > 0 else { continue }
+                    let id = Int(r.symbol)
+                    if id >= slotByID.count { slotByID.append(contentsOf: repeatElement(Self.unknownSlot, count: id + 1 - slotByID.count)) }
+                    var s = slotByID[id]
+                    if s == Self.unknownSlot {
+                        s = admittedSlot(symbols[id]) ?? Self.filteredOut
+                        slotByID[id] = s
+                    }
+                    guard s >= 0 else { continue }
+                    if trades[id].conditions != r.conditions {
+                        trades[id].conditions = r.conditions
+                        trades[id].trade.conditions = conditionLists[Int(r.conditions)]
+                    }
+                    trades[id].trade.price = r.price
+                    trades[id].trade.timestamp = r.timestamp
+                    trades[id].trade.volume = r.volume
+                    portfolio.current = s
+                    process(trades[id].trade, slot: s)
                 }
-                guard s >= 0 else { continue }
-                let trade = BinaryTape.trade(r, symbols: symbols, conditionLists: conditionLists)
-                if s != lastSlot { lastSymbol = trade.symbol; lastSlot = s; portfolio.current = s }
-                process(trade, slot: s)
             }
         }
     }
 
+    /// ``process(_:of:)``'s trade of each symbol index, with the index of its condition list (0: none).
+    private var tradeByID: [(trade: Trade, conditions: UInt32)] = []
     /// ``process(_:of:)``'s map from a tape's symbol indexes to portfolio slots.
     private var slotByID: [Int] = []
     /// The tape `slotByID` is of.
@@ -277,12 +299,18 @@ public struct BacktestEngine<S: Strategy> {
             sameBucket = bucket == curveBucket
             setBucket(bucket)
         }
-        if sameBucket, !curve.isEmpty {
-            curve[curve.count - 1] = EquityPoint(time: now, equity: equity)
+        let point = EquityPoint(time: now, equity: equity)
+        if sameBucket, latest != nil {
+            latest = point
             return
         }
-        curve.append(EquityPoint(time: now, equity: equity))
-        if curve.count > config.maxCurvePoints { coarsen() }
+        if let done = latest { curve.append(done) }
+        latest = point
+        if curve.count + 1 > config.maxCurvePoints {
+            curve.append(point)
+            coarsen()
+            latest = curve.removeLast()
+        }
     }
 
     /// Doubles the sampling interval, keeping the last point of each new interval.
@@ -333,6 +361,6 @@ public struct BacktestEngine<S: Strategy> {
             finalEquity: equity, cash: portfolio.cash, fees: portfolio.totalFees,
             maxDrawdown: maxDrawdown, maxDrawdownPct: maxDrawdownPct * 100,
             exposure: span > 0 ? Double(exposedMs) / Double(span) : 0,
-            symbols: symbols, curve: curve)
+            symbols: symbols, curve: latest.map { curve + [$0] } ?? curve)
     }
 }

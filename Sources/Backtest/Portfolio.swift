@@ -63,6 +63,8 @@ public final class Portfolio {
 
     /// Signed quantity held in `symbol` (0 when never traded).
     public func position(_ symbol: String) -> Double { find(symbol).map { books[$0].position } ?? 0 }
+    /// Signed quantity held in book `i` (0 when `i` names no book).
+    @inline(__always) func position(book i: Int) -> Double { books.indices.contains(i) ? books[i].position : 0 }
     /// Average cost of the open position in `symbol` (0 when flat).
     public func averageCost(_ symbol: String) -> Double { find(symbol).map { books[$0].averageCost } ?? 0 }
     /// Last traded price seen for `symbol` (0 before its first trade).

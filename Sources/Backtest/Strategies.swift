@@ -83,8 +83,9 @@ struct PerSymbol<State> {
     /// another engine, which numbers symbols its own way, still finds the right state).
     @inline(__always) mutating func find(_ symbol: String, slot: Int) -> Int? { index.index(of: symbol, slot: slot) }
 
+    /// Reads borrow the state in place: a copy would retain and release every array it holds.
     subscript(i: Int) -> State {
-        get { states[i] }
+        _read { yield states[i] }
         _modify { yield &states[i] }
     }
 }
@@ -162,7 +163,7 @@ public struct VWAPReversion: Strategy {
 
     public mutating func onTrade(_ trade: Trade, _ ctx: StrategyContext) -> [Order] {
         guard let i = states.find(trade.symbol, slot: ctx.slot), let vwap = states[i].vwap, !states[i].busy else { return [] }
-        let position = ctx.portfolio.position(trade.symbol)
+        let position = ctx.position
         if position == 0 {
             guard trade.price <= vwap * (1 - entryBps / 10_000),
                   let q = orderSize(quantity: quantity, fraction: fraction, price: trade.price, ctx) else { return [] }
@@ -220,7 +221,7 @@ public struct Breakout: Strategy {
 
     public mutating func onTrade(_ trade: Trade, _ ctx: StrategyContext) -> [Order] {
         guard let i = states.find(trade.symbol, slot: ctx.slot), states[i].highs.count >= lookback, !states[i].busy else { return [] }
-        let position = ctx.portfolio.position(trade.symbol)
+        let position = ctx.position
         if position == 0 {
             guard trade.price > states[i].high, states[i].change >= minChangePct,
                   let q = orderSize(quantity: quantity, fraction: fraction, price: trade.price, ctx) else { return [] }

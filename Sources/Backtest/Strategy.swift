@@ -19,6 +19,11 @@ public struct StrategyContext {
     /// can be looked up by it instead of by the symbol's text; −1 for a window from outside whose
     /// symbol has not appeared yet.
     public internal(set) var slot: Int = 0
+
+    /// Signed quantity held in the symbol of the trade, window or fill being delivered, as
+    /// `portfolio.position(symbol)` gives it, found by ``slot`` instead of by the symbol's text
+    /// (0 while the symbol has no book).
+    @inline(__always) public var position: Double { portfolio.position(book: slot) }
 }
 
 /// A trading strategy: the engine calls it with trades, closed windows and fills, in event-time order, and it

@@ -178,6 +178,40 @@ struct Recorder: Strategy {
         #expect(fj.trades > 0 && fj.trades < 30_000 && Set(ft.symbols.map(\.symbol)) == f.symbols)
     }
 
+    /// A strategy is shown a tape's trades as they were recorded: symbol, values and condition list of
+    /// each, whichever list the previous trade of its symbol carried, and trades fed by value between
+    /// runs of records find their own books.
+    @Test func tapeRecordsReachTheStrategyAsTheirTrades() throws {
+        let dir = tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let lists: [[String]?] = [nil, ["1"], ["1", "12"], ["T"], nil]
+        let trades = syntheticTrades(count: 5_000, symbols: ["AAPL", "MSFT", "BINANCE:BTCUSDT"]).enumerated().map { i, t in
+            var t = t
+            t.conditions = lists[(i * 7 + i / 3) % lists.count]
+            return t
+        }
+        try writeRecording(trades, to: dir + "/c.jsonl")
+        _ = try BinaryTape.pack(recording: dir + "/c.jsonl", to: dir + "/c.mstape")
+        let tape = try BinaryTape(path: dir + "/c.mstape")
+        var engine = try BacktestEngine(strategy: Recorder(latency: 0, tape: []), config: BacktestConfig())
+        var expected: [Trade] = []
+        var runs = 0
+        try tape.forEachRecordRun(runSize: 64) { run in
+            engine.process(run, of: tape)
+            expected += run.map { tape.trade($0) }
+            runs += 1
+            if runs % 3 == 0 {
+                let byValue = Trade(symbol: runs % 2 == 0 ? "MSFT" : "NFLX", price: 50, timestamp: expected.last!.timestamp, volume: 1, conditions: ["V"])
+                engine.process(byValue)
+                expected.append(byValue)
+            }
+        }
+        #expect(runs > 10)
+        #expect(engine.strategy.seen == expected)
+        #expect(engine.strategy.seen.filter { $0.symbol != "NFLX" && !($0.symbol == "MSFT" && $0.conditions == ["V"]) } == trades)
+        #expect(Set(trades.map { $0.conditions }).count == 4, "the recording holds every condition list")
+    }
+
     @Test func symbolFilterAndFailures() throws {
         let trades = syntheticTrades(count: 1000)
         var c = BacktestConfig()
