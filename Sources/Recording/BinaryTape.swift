@@ -175,12 +175,6 @@ public final class BinaryTape: @unchecked Sendable {
 
     /// The trade `record` stands for.
     @inline(__always) public func trade(_ record: Record) -> Trade {
-        Self.trade(record, symbols: symbols, conditionLists: conditionLists)
-    }
-
-    /// The trade `record` stands for, given its tape's ``symbols`` and ``conditionLists`` (a caller
-    /// turning many records into trades reads the tables once instead of once per record).
-    @inline(__always) public static func trade(_ record: Record, symbols: [String], conditionLists: [[String]?]) -> Trade {
         Trade(symbol: symbols[Int(record.symbol)], price: record.price, timestamp: record.timestamp, volume: record.volume,
               conditions: conditionLists[Int(record.conditions)])
     }
