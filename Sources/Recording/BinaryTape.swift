@@ -165,14 +165,6 @@ public final class BinaryTape: @unchecked Sendable {
         public var volume: Double
     }
 
-    /// Whether a stored trade's 32 bytes are a ``Record`` in memory as they are (little-endian, the
-    /// fields at their file offsets), so that a frame's records can be copied instead of read one by one.
-    static let recordsAreStored: Bool = {
-        let L = MemoryLayout<Record>.self
-        return 1.littleEndian == 1 && L.size == tradeSize && L.stride == tradeSize && L.offset(of: \.symbol) == 0
-            && L.offset(of: \.conditions) == 4 && L.offset(of: \.price) == 8 && L.offset(of: \.timestamp) == 16 && L.offset(of: \.volume) == 24
-    }()
-
     /// The trade `record` stands for.
     @inline(__always) public func trade(_ record: Record) -> Trade {
         Trade(symbol: symbols[Int(record.symbol)], price: record.price, timestamp: record.timestamp, volume: record.volume,
@@ -211,13 +203,7 @@ public final class BinaryTape: @unchecked Sendable {
         while let f = try frame(at: at) {
             if f.text == nil {
                 var p = f.payload
-                if Self.recordsAreStored, Int(bitPattern: base + p) % MemoryLayout<Record>.alignment == 0 {
-                    // The frame's records are stored as `Record`s: its indexes are checked, then it is copied whole.
-                    for _ in 0..<f.trades { _ = try record(at: p, of: f); p += Self.tradeSize }
-                    run.append(contentsOf: UnsafeBufferPointer(start: (base + f.payload).assumingMemoryBound(to: Record.self), count: f.trades))
-                } else {
-                    for _ in 0..<f.trades { run.append(try record(at: p, of: f)); p += Self.tradeSize }
-                }
+                for _ in 0..<f.trades { run.append(try record(at: p, of: f)); p += Self.tradeSize }
             }
             if run.count >= runSize { try body(run); run.removeAll(keepingCapacity: true) }
             at = f.next
