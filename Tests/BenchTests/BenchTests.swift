@@ -182,3 +182,29 @@ struct BenchMemoryTests {
         #expect(megabytes.count >= 3 && megabytes.prefix(3).allSatisfy { $0 > 1 }, "RSS figures in MB: \(row.note ?? "")")
     }
 }
+
+@Suite("bench scaling scenario")
+struct BenchScalingTests {
+    /// The symbol-count rows compare the same work per trade: each symbol trades once per interval of
+    /// event time at any count, so the windows closed per trade stay the same while the symbols grow.
+    @Test func symbolCountRowsCloseTheSameWindowsPerTrade() throws {
+        let interval = ScalingScenario(config: KafkaConfig(bootstrapServers: "127.0.0.1:1"), trades: 0).symbolIntervalMs
+        var perTrade: [Int: Double] = [:]
+        for symbols in [10, 1_000] {
+            var scenario = AggregatorScenario(config: KafkaConfig(bootstrapServers: "127.0.0.1:1"), trades: 300_000)
+            scenario.symbols = symbols
+            scenario.symbolIntervalMs = interval
+            let tape = scenario.makeTape()
+            var last: [String: Int64] = [:]
+            for t in tape {
+                if let previous = last[t.symbol] { #expect(t.timestamp - previous == interval, "\(symbols) symbols, \(t.symbol)") }
+                last[t.symbol] = t.timestamp
+            }
+            #expect(last.count == symbols)
+            let (_, windows) = try scenario.windowUpdate(tape, bytes: 1)
+            perTrade[symbols] = Double(windows) / Double(tape.count)
+        }
+        let few = try #require(perTrade[10]), many = try #require(perTrade[1_000])
+        #expect(few > 0.05 && abs(few - many) / few < 0.1, "windows per trade: \(perTrade)")
+    }
+}
