@@ -84,18 +84,18 @@ public struct WindowAggregator: Sendable {
         var firstSeq: Int64 = 0, lastSeq: Int64 = 0
     }
 
+    /// One symbol's state; its symbol is `indexBySymbol.symbols[s]` and its panes `panes[s·ringSize ..< (s+1)·ringSize]`
+    /// for state index s (kept out of the struct, so the fields a trade touches share fewer cache lines).
     struct SymbolState {
-        var symbol: String
-        var base: Int
         var watermark: Int64 = .min
         var nextOpen: Int64 = .min
         var seq: Int64 = 0
         var late = 0
         var minPane: Int64 = .max
         var maxPane: Int64 = .min
-        /// The pane of the symbol's last trade, its times `[paneStart, paneEnd)` and its ring slot, so a
-        /// trade in the same pane as the last one divides nothing.
-        var pane: Int64 = .min, paneStart: Int64 = .max, paneEnd: Int64 = .min, paneSlot = 0
+        /// The pane of the symbol's last trade, its start time (it spans `[paneStart, paneStart + hop)`)
+        /// and its ring slot, so a trade in the same pane as the last one divides nothing.
+        var pane: Int64 = .min, paneStart: Int64 = .max, paneSlot = 0
         var hasData: Bool { minPane <= maxPane }
     }
 
@@ -122,13 +122,13 @@ public struct WindowAggregator: Sendable {
         return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q
     }
     @inline(__always) private func slot(_ s: Int, _ p: Int64) -> Int {
-        let r = Int(p % Int64(ringSize)); return states[s].base + (r < 0 ? r + ringSize : r)
+        let r = Int(p % Int64(ringSize)); return s &* ringSize + (r < 0 ? r + ringSize : r)
     }
 
     /// Number of late (dropped) trades seen for `symbol`.
     public func lateTrades(for symbol: String) -> Int { indexBySymbol.index(of: symbol).map { states[$0].late } ?? 0 }
     /// Late-trade counts for every symbol seen.
-    public var lateTradeCounts: [String: Int] { Dictionary(uniqueKeysWithValues: states.map { ($0.symbol, $0.late) }) }
+    public var lateTradeCounts: [String: Int] { Dictionary(uniqueKeysWithValues: zip(indexBySymbol.symbols, states.map(\.late))) }
     /// Late (dropped) trades of all symbols.
     public var lateTradeTotal: Int { states.reduce(0) { $0 + $1.late } }
     /// Current watermark of `symbol` (nil before its first trade).
@@ -165,7 +165,7 @@ public struct WindowAggregator: Sendable {
     @inline(__always) private mutating func state(of symbol: String, slot: Int = -1) -> Int {
         let (s, isNew) = indexBySymbol.insert(symbol, slot: slot)
         if isNew {
-            states.append(SymbolState(symbol: symbol, base: panes.count))
+            states.append(SymbolState())
             panes.append(contentsOf: repeatElement(Pane(), count: ringSize))
         }
         return s
@@ -176,13 +176,12 @@ public struct WindowAggregator: Sendable {
         let w = t &- lateness
         if w > states[s].watermark { advance(s, to: w, into: &out) }
         let p: Int64, i: Int
-        if t >= states[s].paneStart, t < states[s].paneEnd {
+        if t >= states[s].paneStart, t < states[s].paneStart &+ hop {
             p = states[s].pane; i = states[s].paneSlot
         } else {
             p = Self.floorDiv(t, hop); i = slot(s, p)
             // Wrapping: a pane at the ends of Int64 gets an empty range and is divided for each trade.
-            states[s].pane = p; states[s].paneSlot = i
-            states[s].paneStart = p &* hop; states[s].paneEnd = states[s].paneStart &+ hop
+            states[s].pane = p; states[s].paneSlot = i; states[s].paneStart = p &* hop
         }
         if p < states[s].nextOpen { states[s].late += 1; return }
         let seq = states[s].seq; states[s].seq = seq + 1
@@ -278,7 +277,7 @@ public struct WindowAggregator: Sendable {
         }
         guard count > 0 else { return nil }
         let start = k * hop
-        return WindowMetrics(symbol: states[s].symbol, windowStart: start, windowEnd: start + length, tradeCount: count, volume: vol,
+        return WindowMetrics(symbol: indexBySymbol.symbols[s], windowStart: start, windowEnd: start + length, tradeCount: count, volume: vol,
                              vwap: vol == 0 ? nil : pv / vol, average: psum / Double(count), min: mn, max: mx,
                              first: first, last: last, changePct: first == 0 ? nil : (last - first) / first * 100)
     }
@@ -290,14 +289,14 @@ extension WindowAggregator {
     public func encode(into w: inout StateWriter) {
         w.int(invalidTrades)
         w.int(states.count)
-        for st in states {
-            w.string(st.symbol)
+        for (s, st) in states.enumerated() {
+            w.string(indexBySymbol.symbols[s])
             w.int(st.watermark); w.int(st.nextOpen); w.int(st.seq); w.int(st.late)
             w.int(st.minPane); w.int(st.maxPane)
-            let live = st.hasData ? (st.minPane...st.maxPane).filter { panes[slot(st, $0)].index == $0 } : []
+            let live = st.hasData ? (st.minPane...st.maxPane).filter { panes[slot(s, $0)].index == $0 } : []
             w.int(live.count)
             for p in live {
-                let pane = panes[slot(st, p)]
+                let pane = panes[slot(s, p)]
                 w.int(pane.index); w.int(pane.count)
                 w.double(pane.volume); w.double(pane.pv); w.double(pane.psum); w.double(pane.min); w.double(pane.max)
                 w.double(pane.first); w.double(pane.last); w.int(pane.firstSeq); w.int(pane.lastSeq)
@@ -312,10 +311,12 @@ extension WindowAggregator {
         invalidTrades = Int(try r.int())
         let n = try r.count()
         for _ in 0..<n {
-            var st = SymbolState(symbol: try r.string(), base: panes.count)
+            let symbol = try r.string()
+            var st = SymbolState()
             st.watermark = try r.int(); st.nextOpen = try r.int(); st.seq = try r.int(); st.late = Int(try r.int())
             st.minPane = try r.int(); st.maxPane = try r.int()
-            guard indexBySymbol.insert(st.symbol).inserted else { throw StateDecodingError(reason: "symbol \(st.symbol) twice") }
+            guard indexBySymbol.insert(symbol).inserted else { throw StateDecodingError(reason: "symbol \(symbol) twice") }
+            let s = states.count
             states.append(st)
             panes.append(contentsOf: repeatElement(Pane(), count: ringSize))
             for _ in 0..<(try r.count()) {
@@ -323,14 +324,10 @@ extension WindowAggregator {
                 pane.index = try r.int(); pane.count = Int(try r.int())
                 pane.volume = try r.double(); pane.pv = try r.double(); pane.psum = try r.double(); pane.min = try r.double(); pane.max = try r.double()
                 pane.first = try r.double(); pane.last = try r.double(); pane.firstSeq = try r.int(); pane.lastSeq = try r.int()
-                guard st.hasData, pane.index >= st.minPane, pane.index <= st.maxPane else { throw StateDecodingError(reason: "pane \(pane.index) of \(st.symbol) outside its range") }
-                panes[slot(st, pane.index)] = pane
+                guard st.hasData, pane.index >= st.minPane, pane.index <= st.maxPane else { throw StateDecodingError(reason: "pane \(pane.index) of \(symbol) outside its range") }
+                panes[slot(s, pane.index)] = pane
             }
         }
-    }
-
-    @inline(__always) private func slot(_ st: SymbolState, _ p: Int64) -> Int {
-        let r = Int(p % Int64(ringSize)); return st.base + (r < 0 ? r + ringSize : r)
     }
 }
 
