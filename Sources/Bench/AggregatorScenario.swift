@@ -96,8 +96,12 @@ public struct AggregatorScenario: Sendable {
         agg.scenario += label
         agg.ratioToFloor = agg.messagesPerSecond / floor.messagesPerSecond
         agg.note = String(format: "%.0f ns of wall per trade; ratio against the C floor on the same topic", 1e9 / agg.messagesPerSecond)
-        var (update, windows) = try windowUpdate(tape, bytes: bytes, name: "window update in-process" + label)
-        update.note = String(format: "%.0f ns per trade; %.4f windows closed per trade", 1e9 / update.messagesPerSecond, Double(windows) / Double(tape.count))
+        // One pass over a million trades takes a tenth of a second, shorter than the VM's slow spells: the row is the median of 5.
+        let passes = try (0..<5).map { _ in try windowUpdate(tape, bytes: bytes, name: "window update in-process" + label) }
+        var (update, windows) = passes.sorted { $0.result.seconds < $1.result.seconds }[2]
+        update.note = String(format: "%.0f ns per trade (median of 5 passes; %@); %.4f windows closed per trade", 1e9 / update.messagesPerSecond,
+                             passes.map { String(format: "%.0f", 1e9 * $0.result.seconds / Double(tape.count)) }.joined(separator: " · "),
+                             Double(windows) / Double(tape.count))
         return [floor, agg, update]
     }
 
