@@ -18,8 +18,8 @@ public struct KafkaMessage: Sendable {
     /// a record fetched before its partition was last assigned has a smaller one and is stale.
     public var generation: UInt64 = 0
     /// The key at `bytes[keyStart..<valueStart]` (none when `keyStart < 0`), then the value up to `valueEnd`.
-    private let bytes: [UInt8]
-    private let keyStart: Int, valueStart: Int, valueEnd: Int
+    @usableFromInline let bytes: [UInt8]
+    @usableFromInline let keyStart: Int, valueStart: Int, valueEnd: Int
 
     init(topic: String, partition: Int32, offset: Int64, bytes: [UInt8], keyStart: Int, valueStart: Int, valueEnd: Int,
          headers: [KafkaHeader], timestamp: Int64?, generation: UInt64) {
@@ -34,11 +34,21 @@ public struct KafkaMessage: Sendable {
     public var value: [UInt8] { Array(bytes[valueStart..<valueEnd]) }
 
     /// Calls `body` with the value's bytes in place; they are valid only inside `body`.
-    public func withUnsafeValue<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+    @inlinable public func withUnsafeValue<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
         try bytes.withUnsafeBytes { all in try body(UnsafeRawBufferPointer(rebasing: all[valueStart..<valueEnd])) }
     }
 
     public func header(_ key: String) -> [UInt8]? { headers.first { $0.key == key }?.value }
+
+    /// Calls `body` with the value's bytes of the record at `message` in place; they are valid only
+    /// inside `body`. For a loop over records held in memory that calls out for each one: reading a
+    /// record through its pointer does not copy it (and retain its topic, buffer and headers) as
+    /// passing it by value from memory does.
+    @inlinable public static func withUnsafeValue<R>(at message: UnsafePointer<KafkaMessage>, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try message.pointee.bytes.withUnsafeBytes { all in
+            try body(UnsafeRawBufferPointer(rebasing: all[message.pointee.valueStart..<message.pointee.valueEnd]))
+        }
+    }
 }
 
 /// A topic partition and an offset: for commits, the offset of the next record to read.

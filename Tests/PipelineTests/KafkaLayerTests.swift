@@ -65,6 +65,8 @@ struct KafkaLayerTests {
             let key = String(decoding: m.key ?? [], as: UTF8.self)
             #expect(key == symbols[seq % symbols.count])
             #expect(m.value == Array("v\(seq)".utf8))
+            #expect(m.withUnsafeValue { Array($0) } == m.value)
+            #expect(withUnsafePointer(to: m) { p in KafkaMessage.withUnsafeValue(at: p) { Array($0) } } == m.value)
             #expect(m.timestamp == base + Int64(seq))
             #expect(m.header("source") == Array("test".utf8))
             #expect(partitionOf[key, default: m.partition] == m.partition)

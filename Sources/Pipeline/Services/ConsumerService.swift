@@ -87,7 +87,7 @@ public final class ConsumerService: Sendable {
         deadLettered: @Sendable ([KafkaMessage]) throws -> Void = { _ in }
     ) async throws {
         try await loop(decode: { message, memo in
-            message.withUnsafeValue { bytes in
+            KafkaMessage.withUnsafeValue(at: message) { bytes in
                 Result { () throws(TradeMessageError) in try TradeMessage.decode(bytes, memo: &memo) }.mapError { DecodeFailure(reason: $0.reason) }
             }
         }, records: { trades, messages in try await handle(TradeBatch(trades: trades, messages: messages)) },
@@ -110,16 +110,17 @@ public final class ConsumerService: Sendable {
         rebalance: RebalanceHandler = RebalanceHandler(),
         deadLettered: @Sendable ([KafkaMessage]) throws -> Void = { _ in }
     ) async throws {
-        try await loop(decode: { message, _ in decode(message) }, records: { records, messages in
+        try await loop(decode: { message, _ in decode(message.pointee) }, records: { records, messages in
             try await handle(zip(records, messages).map { (record: $0, message: $1) })
         }, onIdle: onIdle, beforeCheckpoint: beforeCheckpoint, rebalance: rebalance, deadLettered: deadLettered)
     }
 
     /// The consume loop of both `run`s. `handle` gets the decoded records and, at the same index, the
     /// record each came from: the fetched batch itself unless one was dead-lettered, so no record is
-    /// copied on the way. `decode` gets a trade memo that lives for one batch.
+    /// copied on the way. `decode` gets the record in place (valid during the call) and a trade memo that
+    /// lives for one batch.
     private func loop<Record: Sendable>(
-        decode: @Sendable (KafkaMessage, inout TradeMessage.Memo) -> Result<Record, DecodeFailure>,
+        decode: @Sendable (UnsafePointer<KafkaMessage>, inout TradeMessage.Memo) -> Result<Record, DecodeFailure>,
         records handle: @Sendable ([Record], [KafkaMessage]) async throws -> Void,
         onIdle: @Sendable () async throws -> Void,
         beforeCheckpoint: @Sendable (_ final: Bool) async throws -> [TopicPartitionOffset]?,
@@ -169,10 +170,11 @@ public final class ConsumerService: Sendable {
                 var ends: [(TopicPartition, Int64)] = []
                 var run: (partition: TopicPartition, next: Int64)?
                 var memo = TradeMessage.Memo()
-                // In place: passing a record by the array's subscript copies it (three retains and releases).
+                // In place: a record passed by value from the batch is copied (its topic, buffer and
+                // headers retained and released); `decode` reads it through its pointer.
                 try batch.withUnsafeBufferPointer { batch in
                     for k in batch.indices {
-                        switch decode(batch[k], &memo) {
+                        switch decode(batch.baseAddress! + k, &memo) {
                         case .success(let record):
                             records.append(record)
                             kept?.append(batch[k])
