@@ -114,9 +114,10 @@ public struct BacktestEngine<S: Strategy> {
         // The tables are read once, not once per record (each read of a class's array retains it).
         let symbols = tape.symbols, conditionLists = tape.conditionLists
         if slotTape !== tape { slotTape = tape; slotByID.removeAll(); tradeByID.removeAll() }
-        // Each symbol's trade is built once and its fields overwritten in place, record by record: a
-        // trade built per record would retain its symbol and conditions and release them again. The
-        // array leaves `self` for the loop, so that its elements can be borrowed while `self` changes.
+        // Each symbol's trade is built once and its fields overwritten in place, record by record,
+        // instead of a trade being built and destroyed per record. The array leaves `self` for the
+        // loop, so that the loop can write its elements while the per-trade step changes `self` (the
+        // step still gets each trade as a copy: its symbol and conditions retained for the call).
         var trades = tradeByID
         tradeByID = []
         defer { tradeByID = trades }
