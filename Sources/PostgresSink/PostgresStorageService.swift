@@ -26,9 +26,11 @@ public enum StoredRecords: String, Sendable, CaseIterable {
 ///
 /// - Each batch's rows and the group's next offset of every partition in it are written in **one
 ///   transaction** per connection (``Options/connections`` of them take the partitions modulo their
-///   count and commit concurrently; a partition's batches commit in order), which first locks the stored offsets and checks they are where this member
-///   believes: a member that lost a partition to another (a rebalance it has not seen yet) writes
-///   nothing for it. So whatever crashes, restarts or rebalances, every record is stored once.
+///   count and commit concurrently; a partition's batches commit in order), which first locks each
+///   partition (also one never stored before) and its stored offset and checks it is where this
+///   member believes: a member that lost a partition to another (a rebalance it has not seen yet)
+///   writes nothing for it, and a transaction still committing is waited for and then seen. So
+///   whatever crashes, restarts or rebalances, every record is stored once.
 /// - On every assignment the member reads the offsets stored in the database and starts there
 ///   (Kafka's committed offsets are only used for partitions the database has never seen, and are
 ///   kept equal to the database's for tools that read them).
@@ -305,8 +307,16 @@ public final class PostgresStorageService: Service, Sendable {
         }
     }
 
-    /// The stored next offsets of `partitions`, locked until the transaction ends.
+    /// The stored next offsets of `partitions` (ascending), locked until the transaction ends.
+    ///
+    /// Each (group, topic, partition) is first locked as a whole with a transaction-level advisory
+    /// lock, then its offset row with `FOR UPDATE`: a partition with no row yet has nothing to lock
+    /// row-wise, so without the first lock a transaction writing its first batch would not see an
+    /// earlier one still committing (a commit the sink gave up waiting for) and would insert the same
+    /// rows again. The reading waits until such a transaction has ended, then sees what it stored.
+    /// Locks are taken in ascending partition order, so writers never deadlock.
     private static func lockOffsets(_ tx: PostgresConnection, group: String, topic: String, _ partitions: [Int32], logger: Logger) async throws -> [Int32: Int64] {
+        try await tx.query("SELECT pg_advisory_xact_lock(hashtext(\(group) || chr(31) || \(topic)), p) FROM unnest(\(partitions)::integer[]) WITH ORDINALITY AS u(p, i) ORDER BY i", logger: logger)
         var stored: [Int32: Int64] = [:]
         let locked = try await tx.query("SELECT partition, next_offset FROM marketstream.consumer_offsets WHERE consumer_group = \(group) AND topic = \(topic) AND partition = ANY(\(partitions)::integer[]) FOR UPDATE", logger: logger)
         for try await (p, n) in locked.decode((Int32, Int64).self) { stored[p] = n }

@@ -202,6 +202,36 @@ struct PostgresStorageTests {
         #expect(text.contains("is back after"))
     }
 
+    @Test("a partition's first batch whose commit the sink gave up on, committed later: recognised as stored, not written twice", .timeLimit(.minutes(5)))
+    func firstCommitLandingLate() async throws {
+        let config = try TestBroker.config()
+        let db = try LocalPostgres(port: try LocalBroker.freePort())
+        defer { _ = try? db.psql("ALTER SYSTEM RESET synchronous_standby_names"); _ = try? db.psql("SELECT pg_reload_conf()"); db.stop() }
+        let topic = TestBroker.unique("pg-late"), group = TestBroker.unique("pg-g")
+        try KafkaAdmin(config: config).ensureTopics([TopicSpec(name: topic, partitions: 3)] + TopicSpec.pipelineTopics)
+        let log = tempDir("pg-late") + "/storage.log"
+        let p = try storage(config, topic: topic, group: group, url: db.url, log: log)
+        #expect(try await eventually(timeout: .seconds(60)) { p.logged("(offsets stored in PostgreSQL)") }, "see \(log)")
+        // A synchronous standby that never connects: every commit is written but waits, invisible to
+        // others and holding its locks, until the setting is reset; the sink gives up on it after 10 s.
+        try db.psql("ALTER SYSTEM SET synchronous_standby_names = 'absent_standby'")
+        try db.psql("SELECT pg_reload_conf()")
+        let producing = Task { try await Self.stream(Self.trades, to: topic, config: config, pause: .milliseconds(300)) }
+        #expect(try await eventually(timeout: .seconds(60)) { p.logged("no answer within 10.0 seconds") }, "see \(log)")
+        let waiting = try db.psql("SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'SyncRep'").trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect((Int(waiting) ?? 0) >= 1, "commits waiting: \(waiting)")
+        #expect(try Self.stored(db, topic: topic, group: group).offsets.isEmpty, "no partition's offset is visible while its first commit waits")
+        try await Task.sleep(for: .seconds(3))
+        try db.psql("ALTER SYSTEM RESET synchronous_standby_names")
+        try db.psql("SELECT pg_reload_conf()")
+        try await producing.value
+        #expect(try await eventually(timeout: .seconds(120)) { ((try? Self.stored(db, topic: topic, group: group))?.rows ?? 0) >= Self.trades }, "see \(log)")
+        p.terminate()
+        #expect(await p.waitForExit() == 0, "see \(log)")
+        try Self.checkExactlyOnce(db, topic: topic, group: group, config: config)
+        #expect(try Self.output(log).contains("is back after"))
+    }
+
     @Test("bad connection strings and missing permissions: one line at start, no password", arguments: [
         ("mysql://u@h/db", "--sink: invalid PostgreSQL URL mysql://u@h/db", Int32(64)),
         ("postgres://u:Hunter2Secret@127.0.0.1/", "no database name", 64),
