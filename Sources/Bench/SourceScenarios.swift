@@ -148,21 +148,26 @@ public struct ReplayScenarios: Sendable {
         if includeKafka, let config {
             let roundPath = try makeRecording(trades: trades / rounds, frameGapNs: 10_000_000)
             defer { try? FileManager.default.removeItem(atPath: roundPath) }
-            var c = Totals(), plain = Totals(), marked = Totals()
+            // The same recording's tape (`replay pack`): the same messages, without the JSON decode.
+            let tapePath = roundPath + ".mstape"
+            _ = try BinaryTape.pack(recording: roundPath, to: tapePath)
+            defer { try? FileManager.default.removeItem(atPath: tapePath) }
+            var c = Totals(), plain = Totals(), fromTape = Totals(), marked = Totals()
             for round in 0..<rounds {
                 if round % 2 == 0 { c.add(try cProduce(config: config, n: trades / rounds)) }
                 plain.add(try await swiftReplay(config: config, path: roundPath, headers: false))
+                fromTape.add(try await swiftReplay(config: config, path: tapePath, headers: false))
                 marked.add(try await swiftReplay(config: config, path: roundPath, headers: true))
                 if round % 2 == 1 { c.add(try cProduce(config: config, n: trades / rounds)) }
             }
             let floor = BenchResult(scenario: "produce for replay (C floor)", messages: c.messages, messageBytes: bytes, seconds: c.seconds, cpuSeconds: c.cpu,
                                     note: "the replay's messages (same JSON values and keys), \(partitions) partitions, no headers; \(roundsText(rounds))")
             results.append(floor)
-            for (headers, t) in [(false, plain), (true, marked)] {
-                var r = BenchResult(scenario: "replay --speed max → Kafka" + (headers ? " --headers" : ""), messages: t.messages, messageBytes: bytes,
-                                    seconds: t.seconds, cpuSeconds: t.cpu,
-                                    note: headers ? "the same with headers source and ingest_time on every message"
-                                                  : "read, decode, publish (produced on a second thread) until every trade is acknowledged; \(roundsText(rounds))")
+            for (name, t, note) in [("", plain, "read, decode, publish (produced on a second thread) until every trade is acknowledged; \(roundsText(rounds))"),
+                                    (", from its tape", fromTape, "the same recording packed into a tape (replay pack): no JSON to decode, the same messages"),
+                                    (" --headers", marked, "the same with headers source and ingest_time on every message")] {
+                var r = BenchResult(scenario: "replay --speed max → Kafka" + name, messages: t.messages, messageBytes: bytes,
+                                    seconds: t.seconds, cpuSeconds: t.cpu, note: note)
                 r.ratioToFloor = r.messagesPerSecond / floor.messagesPerSecond
                 results.append(r)
             }

@@ -21,7 +21,7 @@ struct BenchReportTests {
         "consume trades (C floor)", "consume trades (Swift layer)", "aggregator from Kafka", "aggregator from Kafka, dashboard attached", "window update in-process",
         "storage sink: files", "storage sink: PostgreSQL",
         "sim-exchange → WebSocket client", "synthetic feed (in process)",
-        "replay --dry-run --speed max", "replay --dry-run --speed max, steerable", "produce for replay (C floor)", "replay --speed max → Kafka", "replay --speed max → Kafka --headers", "replay pacing 10×", "replay pacing 100×",
+        "replay --dry-run --speed max", "replay --dry-run --speed max, steerable", "produce for replay (C floor)", "replay --speed max → Kafka", "replay --speed max → Kafka, from its tape", "replay --speed max → Kafka --headers", "replay pacing 10×", "replay pacing 100×",
         "backtest, JSONL recording", "backtest, binary tape",
         "end-to-end @ 1k/s (C floor)", "end-to-end @ 1k/s (trade → aggregator)", "publish delay @ 1k/s (trade → TradePublisher)", "tick-to-alert @ 1k/s (trade → price-alerts)",
         "end-to-end @ 20k/s (C floor)", "end-to-end @ 20k/s (trade → aggregator)", "publish delay @ 20k/s (trade → TradePublisher)", "tick-to-alert @ 20k/s (trade → price-alerts)",
@@ -70,6 +70,7 @@ struct BenchReportTests {
         }
         #expect(report.results.first { $0.scenario == "consume (Swift layer)" }?.messages == 5_000)
         #expect(report.results.first { $0.scenario == "replay --speed max → Kafka" }?.messages == 5_000)
+        #expect(report.results.first { $0.scenario == "replay --speed max → Kafka, from its tape" }?.messages == 5_000)
 
         let e2e = report.results.filter { $0.scenario.hasPrefix("end-to-end") }
         #expect(e2e.count == 4)
