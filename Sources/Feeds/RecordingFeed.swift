@@ -311,12 +311,16 @@ public final class RecordingFeed: Feed {
                         }
                     }
                     let decoded: FinnhubFrame
-                    do { decoded = try FinnhubCodec.decode(UnsafeRawBufferPointer(raw.bytes)) } catch {
-                        do { try merger.reportBadFrame(line: raw.line, "frame does not decode: \(error)") } catch {
-                            throw Self.failure(error.error, path: error.path)
+                    if let trades = raw.trades {
+                        decoded = .trades(trades)
+                    } else {
+                        do { decoded = try FinnhubCodec.decode(UnsafeRawBufferPointer(raw.bytes)) } catch {
+                            do { try merger.reportBadFrame(line: raw.line, "frame does not decode: \(error)") } catch {
+                                throw Self.failure(error.error, path: error.path)
+                            }
+                            try deliver(.malformedFrame(error, frame: raw.text))
+                            continue
                         }
-                        try deliver(.malformedFrame(error, frame: String(decoding: raw.bytes, as: UTF8.self)))
-                        continue
                     }
                     let recv = raw.recvNs + recvOffset
                     if passFirst == nil { passFirst = raw.recvNs }
@@ -331,7 +335,7 @@ public final class RecordingFeed: Feed {
                         try await pacer.wait(recvNs: recv)
                         if startWall == nil { startWall = pacer.originWallNs }
                     }
-                    if wantFrames { try deliver(.frame(FeedFrame(receivedNs: recv, text: String(decoding: raw.bytes, as: UTF8.self)))) }
+                    if wantFrames { try deliver(.frame(FeedFrame(receivedNs: recv, text: raw.text))) }
                     switch decoded {
                     case .trades(var trades):
                         if let wanted = options.symbols {
@@ -419,7 +423,8 @@ public enum ReplayTime {
 
 
 /// The frames of one or more recordings in receive-time order (ties: the earlier file, then the
-/// earlier line). Each frame's bytes stay valid until the next call.
+/// earlier line). Each frame's bytes stay valid until the next call; a tape's trade frames come
+/// decoded (``RecordingReader/RawFrame/trades``).
 final class FrameMerger {
     struct Failure: Error { var error: RecordingError; var path: String }
     let readers: [RecordingReader]
@@ -433,6 +438,7 @@ final class FrameMerger {
             do {
                 let r = try RecordingReader(path: path, skipBad: skipBad, validateFrames: false)
                 r.startLine = startLine
+                r.tapeTradesDecoded = true
                 readers.append(r)
             } catch { throw Failure(error: error, path: path) }
         }

@@ -46,46 +46,98 @@ struct JSONWriter {
     }
 
     @inline(__always) private mutating func unsigned(_ value: UInt64) {
-        var digits = 1
-        var probe = value
-        while probe >= 10 { probe /= 10; digits += 1 }
-        writeDigits(value, count: digits)
-    }
-
-    @inline(__always) private mutating func writeDigits(_ value: UInt64, count: Int) {
+        let count = Self.decimalDigits(value)
         var v = value
-        var p = cursor + count
-        for _ in 0..<count {
-            p -= 1
-            p.initialize(to: UInt8(truncatingIfNeeded: v % 10) &+ 0x30)
-            v /= 10
-        }
+        Self.writeDigits(&v, count: count, endingAt: cursor + count)
         cursor += count
     }
+
+    /// How many decimal digits `value` has (1 for 0).
+    @inline(__always) static func decimalDigits(_ value: UInt64) -> Int {
+        // floor(log10) estimated from the bit length, then corrected by one comparison.
+        let v = value | 1
+        let guess = ((64 - v.leadingZeroBitCount) &* 1233) >> 12
+        return guess &+ (v >= powerOfTen(guess) ? 1 : 0)
+    }
+
+    /// 10^i for i in 0...19.
+    @inline(__always) static func powerOfTen(_ i: Int) -> UInt64 {
+        switch i {
+        case 0: 1
+        case 1: 10
+        case 2: 100
+        case 3: 1_000
+        case 4: 10_000
+        case 5: 100_000
+        case 6: 1_000_000
+        case 7: 10_000_000
+        case 8: 100_000_000
+        case 9: 1_000_000_000
+        case 10: 10_000_000_000
+        case 11: 100_000_000_000
+        case 12: 1_000_000_000_000
+        case 13: 10_000_000_000_000
+        case 14: 100_000_000_000_000
+        case 15: 1_000_000_000_000_000
+        case 16: 10_000_000_000_000_000
+        case 17: 100_000_000_000_000_000
+        case 18: 1_000_000_000_000_000_000
+        default: 10_000_000_000_000_000_000
+        }
+    }
+
+    /// Writes the low `count` decimal digits of `value` (zero-padded), two at a time, the last one just
+    /// before `end`, and leaves in `value` what is above them.
+    @inline(__always) private static func writeDigits(_ value: inout UInt64, count: Int, endingAt end: UnsafeMutablePointer<UInt8>) {
+        var p = end
+        var left = count
+        let pairs = digitPairs.utf8Start
+        while left >= 2 {
+            let r = Int(truncatingIfNeeded: value % 100)
+            value /= 100
+            p -= 2
+            UnsafeMutableRawPointer(p).storeBytes(of: UnsafeRawPointer(pairs + 2 &* r).loadUnaligned(as: UInt16.self), as: UInt16.self)
+            left -= 2
+        }
+        if left == 1 {
+            p -= 1
+            p.initialize(to: UInt8(truncatingIfNeeded: value % 10) &+ 0x30)
+            value /= 10
+        }
+    }
+
+    private static let digitPairs: StaticString =
+        "00010203040506070809101112131415161718192021222324252627282930313233343536373839404142434445464748495051525354555657585960616263646566676869707172737475767778798081828384858687888990919293949596979899"
 
     /// Writes the shortest decimal that round-trips: integral values below 2^53 without a fraction,
     /// others as Swift's `description` prints them. Non-finite values, which JSON cannot hold, become `null`.
     mutating func number(_ x: Double) {
         guard x.isFinite else { literal("null"); return }
         let m = x.magnitude
-        if m < 9_007_199_254_740_992, x.rounded(.towardZero) == x {
-            integer(Int64(x))
-            return
+        if m < 9_007_199_254_740_992 {
+            let whole = Int64(x)
+            if Double(whole) == x {
+                integer(whole)
+                return
+            }
         }
         if m >= 1e-3, m < 1_073_741_824 {
             var scale = 1.0
-            var divisor: UInt64 = 1
             for decimals in 1...9 {
                 scale *= 10
-                divisor &*= 10
                 guard m.ulp * scale < 1 else { break }
-                let scaled = (m * scale).rounded()
-                if scaled / scale == m {
-                    let n = UInt64(scaled)
+                // m · 10^d rounded half away from zero: below 2^53 here, so its integer part is exact.
+                let product = m * scale
+                var n = UInt64(product)
+                if product - Double(n) >= 0.5 { n += 1 }
+                if Double(n) / scale == m {
                     if x < 0 { byte(UInt8(ascii: "-")) }
-                    unsigned(n / divisor)
-                    byte(UInt8(ascii: "."))
-                    writeDigits(n % divisor, count: decimals)
+                    let intDigits = Swift.max(1, Self.decimalDigits(n) - decimals)
+                    let end = cursor + intDigits + 1 + decimals
+                    Self.writeDigits(&n, count: decimals, endingAt: end)
+                    (end - decimals - 1).initialize(to: UInt8(ascii: "."))
+                    Self.writeDigits(&n, count: intDigits, endingAt: end - decimals - 1)
+                    cursor = end
                     return
                 }
             }

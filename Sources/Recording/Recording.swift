@@ -287,6 +287,10 @@ public final class RecordingReader {
     private var tapeText: [UInt8] = []
     /// Holds the frame ``nextRaw(checkUTF8:)`` returned from a tape until the next call.
     private var tapeBuffer = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: 4096)
+    /// When set and the file is a tape, ``nextRaw(checkUTF8:)`` returns each trade frame with its
+    /// ``RawFrame/trades`` and empty `bytes`: the records become trades without a detour through JSON.
+    /// Other frames, and every frame of a JSONL recording, still come as text.
+    public var tapeTradesDecoded = false
 
     /// Opens the file and reads the header. `validateFrames` checks that each frame is valid JSON.
     /// A binary tape (``BinaryTape``) is read through the same calls: its frames come back with
@@ -330,6 +334,14 @@ public final class RecordingReader {
         public var line: Int
         public var recvNs: Int64
         public var bytes: UnsafeBufferPointer<UInt8>
+        /// A tape's trade frame, already decoded (with ``RecordingReader/tapeTradesDecoded``); `bytes` is then empty.
+        public var trades: [Trade]? = nil
+
+        /// The frame as Finnhub's JSON: `bytes`, or the codec's text of `trades`.
+        public var text: String {
+            if let trades { return FinnhubCodec.encodeTrades(trades) }
+            return String(decoding: bytes, as: UTF8.self)
+        }
     }
 
     /// The next frame without copying it (`bytes` is valid until the next call), or nil at the end.
@@ -394,6 +406,12 @@ public final class RecordingReader {
             previousNs = lastNs; lastLine = f.line; lastNs = f.recvNs; framesRead += 1
             // Text frames point into the mapping, which lives as long as the tape.
             if let text = f.text { return RawFrame(line: f.line, recvNs: f.recvNs, bytes: text.assumingMemoryBound(to: UInt8.self)) }
+            if tapeTradesDecoded {
+                var trades: [Trade] = []
+                trades.reserveCapacity(f.trades)
+                try tape.trades(of: f, into: &trades)
+                return RawFrame(line: f.line, recvNs: f.recvNs, bytes: UnsafeBufferPointer(start: nil, count: 0), trades: trades)
+            }
             tapeTrades.removeAll(keepingCapacity: true)
             try tape.trades(of: f, into: &tapeTrades)
             tapeText.removeAll(keepingCapacity: true)
@@ -481,7 +499,7 @@ public final class RecordingReader {
     /// The next frame, or nil at the end of the recording.
     public func next() throws(RecordingError) -> RecordedFrame? {
         guard let raw = try nextRaw() else { return nil }
-        return RecordedFrame(line: raw.line, recvNs: raw.recvNs, frame: String(decoding: raw.bytes, as: UTF8.self))
+        return RecordedFrame(line: raw.line, recvNs: raw.recvNs, frame: raw.text)
     }
 
     /// Every remaining frame.

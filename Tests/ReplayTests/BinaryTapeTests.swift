@@ -61,9 +61,33 @@ import Testing
         }
         let fromTape = try await replayed(tape)
         #expect(fromTape == (try await replayed(source)) && fromTape.count > 1000)
+        let all = try frames(source)
+        // The replay reads trade frames as trades, without text; the text frames as text.
+        let decoded = try RecordingReader(path: tape, validateFrames: false)
+        decoded.tapeTradesDecoded = true
+        var read: [(Int, Int64, FinnhubFrame)] = []
+        while let f = try decoded.nextRaw(checkUTF8: false) {
+            if let t = f.trades {
+                #expect(f.bytes.isEmpty)
+                read.append((f.line, f.recvNs, .trades(t)))
+            } else {
+                read.append((f.line, f.recvNs, try FinnhubCodec.decode(UnsafeRawBufferPointer(f.bytes))))
+            }
+        }
+        #expect(read.contains { if case .trades = $0.2 { false } else { true } })
+        expectSameFrames(read, all, "tape read with tapeTradesDecoded")
+        // A replay that also hands out each frame's text (what a recorder keeps) gives the trades' JSON.
+        var texts: [Trade] = [], delivered: [Trade] = []
+        try await RecordingFeed(path: tape, options: ReplayOptions(speed: .max)).run(frames: true) { event in
+            switch event {
+            case .frame(let f): if case .trades(let t) = try FinnhubCodec.decode(f.text) { texts += t }
+            case .trades(let t): delivered += t
+            default: break
+            }
+        }
+        #expect(texts == fromTape && delivered == fromTape)
         let index = try RecordingIndex.build(path: tape, stride: 50)
         let reader = try RecordingReader(path: tape)
-        let all = try frames(source)
         for target in [all.count - 1, 7, all.count / 2, 0] {
             let e = try #require(index.entry(atOrBefore: all[target].1))
             try reader.reposition(offset: e.offset, line: e.line)
