@@ -294,7 +294,8 @@ public final class RecordingReader {
 
     /// Opens the file and reads the header. `validateFrames` checks that each frame is valid JSON.
     /// A binary tape (``BinaryTape``) is read through the same calls: its frames come back with
-    /// their recorded lines and receive times, trade frames as the codec's JSON of their trades.
+    /// their recorded lines and receive times, trade frames as the codec's JSON of their trades (or,
+    /// with ``tapeTradesDecoded``, as the trades themselves).
     public init(path: String, skipBad: Bool = false, validateFrames: Bool = true) throws(RecordingError) {
         self.path = path; self.skipBad = skipBad; self.validateFrames = validateFrames
         if BinaryTape.isTape(path: path) {
