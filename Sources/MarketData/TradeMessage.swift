@@ -46,14 +46,25 @@ public enum TradeMessage {
     }
 
     /// Symbols and condition lists already built, with their JSON text: a message that repeats one
-    /// of those texts gets the value without building it again. Holds the first 8 symbols and 4
-    /// condition lists it sees; keep one per batch of messages.
+    /// of those texts gets the value without building it again. Symbols without escapes are kept in
+    /// 64 pairs of slots chosen by a hash of their text, the first two of a pair staying; the first 4
+    /// condition lists are kept. Keep one per batch of messages.
     public struct Memo: Sendable {
-        var symbols: [(text: [UInt8], value: String)] = []
+        var symbols: [(text: [UInt8], value: String)?]
         var conditions: [(text: [UInt8], value: [String]?)] = []
         let keeps: Bool
-        public init() { keeps = true }
-        init(keeps: Bool) { self.keeps = keeps }
+        static let symbolSlots = 128
+        public init() { keeps = true; symbols = Array(repeating: nil, count: Self.symbolSlots) }
+        init(keeps: Bool) { self.keeps = keeps; symbols = keeps ? Array(repeating: nil, count: Self.symbolSlots) : [] }
+
+        /// The first slot of the pair for the string text `start..<end` (quotes included) of `bytes`:
+        /// FNV-1a of its bytes, folded.
+        @inline(__always)
+        static func pair(_ bytes: UnsafeRawBufferPointer, _ start: Int, _ end: Int) -> Int {
+            var h: UInt64 = 0xcbf2_9ce4_8422_2325
+            for i in start..<end { h = (h ^ UInt64(bytes[i])) &* 0x100_0000_01b3 }
+            return Int(truncatingIfNeeded: (h ^ (h >> 29)) & 63) &* 2
+        }
     }
 
     /// ``decode(_:)``, reusing the values of `memo` where the message repeats their text.
@@ -158,18 +169,23 @@ public enum TradeMessage {
     /// holds, else read, checked (a string of 1–``maxSymbolBytes`` UTF-8 bytes) and remembered.
     @inline(__always)
     private static func readSymbol(_ s: inout JSONScanner, _ memo: inout Memo) throws -> String {
-        if let seen = memo.symbols.first(where: { seen in seen.text.withUnsafeBytes { s.consumeRepeat(of: $0) } }) {
-            return seen.value
-        }
         let start = s.pos
         guard s.peek() == UInt8(ascii: "\"") else { throw try invalid("symbol must be a non-empty string", &s, start) }
         let textStart = s.pos
+        var slot: Int?
+        if memo.keeps, let end = s.plainStringEnd() {
+            let k = Memo.pair(s.bytes, textStart, end)
+            for i in k...k + 1 {
+                guard let seen = memo.symbols[i] else { if slot == nil { slot = i }; continue }
+                if seen.text.count == end - textStart, seen.text.withUnsafeBytes({ s.consumeRepeat(of: $0) }) { return seen.value }
+            }
+        }
         let value = try s.readString()
         guard !value.isEmpty else { throw TradeMessageError(reason: "symbol must be a non-empty string, got \"\"") }
         guard value.utf8.count <= maxSymbolBytes else {
             throw TradeMessageError(reason: "symbol must be at most \(maxSymbolBytes) UTF-8 bytes, got \(value.utf8.count)")
         }
-        if memo.keeps && memo.symbols.count < 8 { memo.symbols.append((Array(UnsafeRawBufferPointer(rebasing: s.bytes[textStart..<s.pos])), value)) }
+        if let slot { memo.symbols[slot] = (Array(UnsafeRawBufferPointer(rebasing: s.bytes[textStart..<s.pos])), value) }
         return value
     }
 

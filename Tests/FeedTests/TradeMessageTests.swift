@@ -67,6 +67,16 @@ private func reason(_ text: String) -> String? {
             }
         }
         #expect(rejected == 6)
+        // More symbols than the memo has slots, in an order that makes them displace one another:
+        // every message still decodes to what it decodes to alone.
+        var rng = SystemRandomNumberGenerator()
+        let many = (0..<300).map { "SYM\($0)" } + ["BINANCE:BTCUSDT", "A", "caf\\u00e9", "MSFT\\\"Q"]
+        for _ in 0..<5_000 {
+            let symbol = many.randomElement(using: &rng)!
+            let text = #"{"symbol":"\#(symbol)","price":2.5,"volume":1,"timestamp":7,"conditions":null}"#
+            let withMemo = try Array(text.utf8).withUnsafeBytes { b throws(TradeMessageError) in try TradeMessage.decode(b, memo: &memo) }
+            #expect(withMemo == (try decode(text)), "\(text)")
+        }
     }
 
     /// A message as the encoder writes it and the same message with whitespace between its members
