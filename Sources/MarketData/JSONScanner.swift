@@ -294,20 +294,6 @@ package struct JSONScanner {
         return true
     }
 
-    /// At a string (the current position on its opening quote): the position just past its closing
-    /// quote when no escape or control character comes before it, else nil. Nothing is consumed.
-    @inline(__always)
-    func plainStringEnd() -> Int? {
-        var i = pos + 1
-        while i < bytes.count {
-            let c = bytes[i]
-            if c == UInt8(ascii: "\"") { return i + 1 }
-            if c == UInt8(ascii: "\\") || c < 0x20 { return nil }
-            i += 1
-        }
-        return nil
-    }
-
     /// Whether the bytes from the current position (after whitespace) are exactly `text`, the
     /// text of a complete JSON value read from another input; if so they are consumed. Equal text
     /// is the same value.

@@ -46,8 +46,8 @@ public enum TradeMessage {
     }
 
     /// Symbols and condition lists already built, with their JSON text: a message that repeats one
-    /// of those texts gets the value without building it again. Symbols without escapes are kept in
-    /// 64 pairs of slots chosen by a hash of their text, the first two of a pair staying; the first 4
+    /// of those texts gets the value without building it again. Symbols are kept in 64 pairs of
+    /// slots chosen by a hash of their first bytes, the first two of a pair staying; the first 4
     /// condition lists are kept. Keep one per batch of messages.
     public struct Memo: Sendable {
         var symbols: [(text: [UInt8], value: String)?]
@@ -57,13 +57,21 @@ public enum TradeMessage {
         public init() { keeps = true; symbols = Array(repeating: nil, count: Self.symbolSlots) }
         init(keeps: Bool) { self.keeps = keeps; symbols = keeps ? Array(repeating: nil, count: Self.symbolSlots) : [] }
 
-        /// The first slot of the pair for the string text `start..<end` (quotes included) of `bytes`:
-        /// FNV-1a of its bytes, folded.
+        /// The first slot of the pair for the string whose opening quote is at `start` of `bytes`: the
+        /// top bits of a multiplicative hash of the 16 bytes after the quote (fewer at the end of the
+        /// input). Bytes past the string's end take part too, so the same symbol followed by other
+        /// bytes may land elsewhere; that costs a miss, never a wrong value (the slot's text is compared).
         @inline(__always)
-        static func pair(_ bytes: UnsafeRawBufferPointer, _ start: Int, _ end: Int) -> Int {
-            var h: UInt64 = 0xcbf2_9ce4_8422_2325
-            for i in start..<end { h = (h ^ UInt64(bytes[i])) &* 0x100_0000_01b3 }
-            return Int(truncatingIfNeeded: (h ^ (h >> 29)) & 63) &* 2
+        static func pair(_ bytes: UnsafeRawBufferPointer, at start: Int) -> Int {
+            var a: UInt64 = 0, b: UInt64 = 0
+            if start + 17 <= bytes.count {
+                a = bytes.loadUnaligned(fromByteOffset: start + 1, as: UInt64.self)
+                b = bytes.loadUnaligned(fromByteOffset: start + 9, as: UInt64.self)
+            } else {
+                for i in (start + 1)..<min(bytes.count, start + 17) { a = a << 8 ^ b >> 56; b = b << 8 | UInt64(bytes[i]) }
+            }
+            let h = (a &* 0x9E37_79B9_7F4A_7C15) ^ (b &* 0xC2B2_AE3D_27D4_EB4F)
+            return Int(truncatingIfNeeded: h >> 58) &* 2
         }
     }
 
@@ -173,11 +181,11 @@ public enum TradeMessage {
         guard s.peek() == UInt8(ascii: "\"") else { throw try invalid("symbol must be a non-empty string", &s, start) }
         let textStart = s.pos
         var slot: Int?
-        if memo.keeps, let end = s.plainStringEnd() {
-            let k = Memo.pair(s.bytes, textStart, end)
+        if memo.keeps {
+            let k = Memo.pair(s.bytes, at: textStart)
             for i in k...k + 1 {
                 guard let seen = memo.symbols[i] else { if slot == nil { slot = i }; continue }
-                if seen.text.count == end - textStart, seen.text.withUnsafeBytes({ s.consumeRepeat(of: $0) }) { return seen.value }
+                if seen.text.withUnsafeBytes({ s.consumeRepeat(of: $0) }) { return seen.value }
             }
         }
         let value = try s.readString()
