@@ -50,12 +50,16 @@ public enum TradeMessage {
     /// slots chosen by a hash of their first bytes, the first two of a pair staying; the first 4
     /// condition lists are kept. Keep one per batch of messages.
     public struct Memo: Sendable {
-        var symbols: [(text: [UInt8], value: String)?]
+        /// The symbols kept, in the order they were first seen.
+        var symbols: [(text: [UInt8], value: String)] = []
+        /// Per slot, 0 when empty, else 1 + the index of its symbol in `symbols`. Empty until the first
+        /// symbol is kept.
+        var symbolSlotIndex: [UInt8] = []
         var conditions: [(text: [UInt8], value: [String]?)] = []
         let keeps: Bool
         static let symbolSlots = 128
-        public init() { keeps = true; symbols = Array(repeating: nil, count: Self.symbolSlots) }
-        init(keeps: Bool) { self.keeps = keeps; symbols = keeps ? Array(repeating: nil, count: Self.symbolSlots) : [] }
+        public init() { keeps = true }
+        init(keeps: Bool) { self.keeps = keeps }
 
         /// The first slot of the pair for the string whose opening quote is at `start` of `bytes`: the
         /// top bits of a multiplicative hash of the 16 bytes after the quote (fewer at the end of the
@@ -183,9 +187,15 @@ public enum TradeMessage {
         var slot: Int?
         if memo.keeps {
             let k = Memo.pair(s.bytes, at: textStart)
-            for i in k...k + 1 {
-                guard let seen = memo.symbols[i] else { if slot == nil { slot = i }; continue }
-                if seen.text.withUnsafeBytes({ s.consumeRepeat(of: $0) }) { return seen.value }
+            if memo.symbolSlotIndex.isEmpty {
+                slot = k
+            } else {
+                for i in k...k + 1 {
+                    let entry = Int(memo.symbolSlotIndex[i])
+                    guard entry > 0 else { if slot == nil { slot = i }; continue }
+                    let seen = memo.symbols[entry - 1]
+                    if seen.text.withUnsafeBytes({ s.consumeRepeat(of: $0) }) { return seen.value }
+                }
             }
         }
         let value = try s.readString()
@@ -193,7 +203,11 @@ public enum TradeMessage {
         guard value.utf8.count <= maxSymbolBytes else {
             throw TradeMessageError(reason: "symbol must be at most \(maxSymbolBytes) UTF-8 bytes, got \(value.utf8.count)")
         }
-        if let slot { memo.symbols[slot] = (Array(UnsafeRawBufferPointer(rebasing: s.bytes[textStart..<s.pos])), value) }
+        if let slot {
+            if memo.symbolSlotIndex.isEmpty { memo.symbolSlotIndex = Array(repeating: 0, count: Memo.symbolSlots) }
+            memo.symbols.append((Array(UnsafeRawBufferPointer(rebasing: s.bytes[textStart..<s.pos])), value))
+            memo.symbolSlotIndex[slot] = UInt8(memo.symbols.count)
+        }
         return value
     }
 
