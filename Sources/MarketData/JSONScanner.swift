@@ -26,6 +26,32 @@ private let exactPowersOfTen: [Double] = [
     1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
 ]
 
+/// 10^i as an integer, for i in 0...19 (the scanner's digit groups and the writer's digit counts).
+@inline(__always) func decimalPowerOfTen(_ i: Int) -> UInt64 {
+    switch i {
+    case 0: 1
+    case 1: 10
+    case 2: 100
+    case 3: 1_000
+    case 4: 10_000
+    case 5: 100_000
+    case 6: 1_000_000
+    case 7: 10_000_000
+    case 8: 100_000_000
+    case 9: 1_000_000_000
+    case 10: 10_000_000_000
+    case 11: 100_000_000_000
+    case 12: 1_000_000_000_000
+    case 13: 10_000_000_000_000
+    case 14: 100_000_000_000_000
+    case 15: 1_000_000_000_000_000
+    case 16: 10_000_000_000_000_000
+    case 17: 100_000_000_000_000_000
+    case 18: 1_000_000_000_000_000_000
+    default: 10_000_000_000_000_000_000
+    }
+}
+
 private let maxNestingDepth = 512
 
 /// A strict RFC 8259 pull scanner over UTF-8 bytes. It never copies the input.
@@ -421,17 +447,6 @@ package struct JSONScanner {
         return (count, v & 0xFFFF_FFFF)
     }
 
-    private static let powersOfTenU64: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64,
-                                        UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) =
-        (1, 10, 100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000,
-         100_000_000, 1_000_000_000, 10_000_000_000, 100_000_000_000,
-         1_000_000_000_000, 10_000_000_000_000, 100_000_000_000_000, 1_000_000_000_000_000)
-
-    @inline(__always)
-    private static func power(_ k: Int) -> UInt64 {
-        withUnsafeBytes(of: powersOfTenU64) { $0.load(fromByteOffset: k * 8, as: UInt64.self) }
-    }
-
     /// The number at the current position, with no whitespace skipped, when it has the form
     /// ``readNumber()`` reads 8 digits at a time: an integer part, an optional fraction, no
     /// exponent, at most 19 digits in all, and 8 readable bytes after each group of digits. Else
@@ -457,7 +472,7 @@ package struct JSONScanner {
                 guard end - i >= 8 else { return nil }
                 let (k2, v2) = Self.leadingDigits(base.loadUnaligned(fromByteOffset: i, as: UInt64.self))
                 guard k2 < 8 else { return nil }
-                mantissa = mantissa &* Self.power(k2) &+ v2; digits += k2; i += k2
+                mantissa = mantissa &* decimalPowerOfTen(k2) &+ v2; digits += k2; i += k2
             }
         }
         var exponent = 0
@@ -472,10 +487,10 @@ package struct JSONScanner {
                 guard end - i >= 16 else { return nil }
                 let (k2, v2) = Self.leadingDigits(base.loadUnaligned(fromByteOffset: i + 8, as: UInt64.self))
                 guard k2 < 8 else { return nil }
-                v = v &* Self.power(k2) &+ v2; k += k2
+                v = v &* decimalPowerOfTen(k2) &+ v2; k += k2
             }
             guard digits + k <= 19 else { return nil }
-            mantissa = mantissa &* Self.power(k) &+ v; exponent = -k; i += k
+            mantissa = mantissa &* decimalPowerOfTen(k) &+ v; exponent = -k; i += k
             isInteger = false
         }
         if i < end, base.load(fromByteOffset: i, as: UInt8.self) | 0x20 == UInt8(ascii: "e") { return nil }

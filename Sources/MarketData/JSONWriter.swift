@@ -57,33 +57,7 @@ struct JSONWriter {
         // floor(log10) estimated from the bit length, then corrected by one comparison.
         let v = value | 1
         let guess = ((64 - v.leadingZeroBitCount) &* 1233) >> 12
-        return guess &+ (v >= powerOfTen(guess) ? 1 : 0)
-    }
-
-    /// 10^i for i in 0...19.
-    @inline(__always) static func powerOfTen(_ i: Int) -> UInt64 {
-        switch i {
-        case 0: 1
-        case 1: 10
-        case 2: 100
-        case 3: 1_000
-        case 4: 10_000
-        case 5: 100_000
-        case 6: 1_000_000
-        case 7: 10_000_000
-        case 8: 100_000_000
-        case 9: 1_000_000_000
-        case 10: 10_000_000_000
-        case 11: 100_000_000_000
-        case 12: 1_000_000_000_000
-        case 13: 10_000_000_000_000
-        case 14: 100_000_000_000_000
-        case 15: 1_000_000_000_000_000
-        case 16: 10_000_000_000_000_000
-        case 17: 100_000_000_000_000_000
-        case 18: 1_000_000_000_000_000_000
-        default: 10_000_000_000_000_000_000
-        }
+        return guess &+ (v >= decimalPowerOfTen(guess) ? 1 : 0)
     }
 
     /// Writes the low `count` decimal digits of `value` (zero-padded), two at a time, the last one just
