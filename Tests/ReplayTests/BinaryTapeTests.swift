@@ -97,7 +97,7 @@ import Testing
         }
     }
 
-    @Test func badTapesAndBadRecordingsFailClearly() throws {
+    @Test func badTapesAndBadRecordingsFailClearly() async throws {
         let dir = tempDir("tape-bad")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let source = packageRoot() + "/recordings/aapl.jsonl", tape = dir + "/a.mstape"
@@ -121,6 +121,23 @@ import Testing
         } catch {
             #expect(error.kind == .corruptData && error.line == first.line && error.message.contains("symbol 65535 of 1"), "\(error)")
         }
+        // The same through the replay's read, which takes trade frames as trades: the same error, and no trade delivered.
+        let decoded = try RecordingReader(path: dir + "/sym.mstape")
+        decoded.tapeTradesDecoded = true
+        do {
+            while try decoded.nextRaw() != nil {}
+            Issue.record("a bad symbol index was read as trades")
+        } catch {
+            #expect(error.kind == .corruptData && error.line == first.line && error.message.contains("symbol 65535 of 1"), "\(error)")
+        }
+        var delivered = 0
+        do {
+            _ = try await RecordingFeed(path: dir + "/sym.mstape", options: ReplayOptions(speed: .max)).replay { delivered += $0.count }
+            Issue.record("a replay of a bad tape ended normally")
+        } catch {
+            #expect("\(error)".contains("sym.mstape:\(first.line): ") && "\(error)".contains("symbol 65535 of 1"), "\(error)")
+        }
+        #expect(delivered == 0)
         // A recording with a frame that does not decode: pack names the line and leaves no file; --skip-bad counts it.
         let bad = dir + "/bad.jsonl"
         writeText(bad, headerLine + "\n" + #"{"recv_ns":1700000000000000000,"frame":{"type":"trade","data":[{"s":"AAPL","p":1,"t":1,"v":1,"c":null}]}}"# + "\n"
